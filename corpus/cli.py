@@ -1,0 +1,103 @@
+"""The `corpus` command line. Each subcommand is also a `spark-submit jobs/<name>.py` entry point."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from corpus.config import ConfigError, load_config
+from corpus.inputs import InputError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="FineWeb-grade corpus builder on Spark.")
+console = Console(stderr=True)
+
+InputOpt = Annotated[list[str], typer.Option("--input", "-i", help="file, glob, folder or *.paths(.gz) listing")]
+OutOpt = Annotated[str, typer.Option("--out", "-o", help="run folder (local path, s3a://, hdfs://...)")]
+ConfOpt = Annotated[Path | None, typer.Option("--conf", help="pipeline config (default conf/pipeline.yaml)")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override, e.g. language.threshold=0.7")]
+MasterOpt = Annotated[str | None, typer.Option("--master", help="Spark master (default local[*])")]
+
+USER_ERRORS = (ConfigError, InputError)
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from corpus.langid import LanguageModelError
+    from corpus.spark import SparkSetupError
+
+    return (*USER_ERRORS, SparkSetupError, LanguageModelError)
+
+
+@app.command()
+def synth(
+    out: OutOpt,
+    pages: Annotated[int, typer.Option(help="number of pages")] = 200,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    files: Annotated[int, typer.Option(help="number of WARC files")] = 2,
+    from_html: Annotated[Path | None, typer.Option("--from-html", help="wrap real HTML pages")] = None,
+) -> None:
+    """Write a deterministic, labelled synthetic crawl (WARC files + truth.jsonl)."""
+    from corpus.synth import write_synthetic_crawl
+
+    if pages < 1 or files < 1:
+        raise ConfigError("--pages and --files must be at least 1")
+    summary = write_synthetic_crawl(Path(out), pages=pages, seed=seed, files=files, from_html=from_html)
+    console.print(f"[green]wrote[/] {out}: {summary}")
+
+
+@app.command()
+def build(
+    input: InputOpt,
+    out: OutOpt,
+    conf: ConfOpt = None,
+    set_: SetOpt = None,
+    master: MasterOpt = None,
+    limit: Annotated[int | None, typer.Option(help="only the first N input files")] = None,
+) -> None:
+    """WARC/WET/JSONL/Parquet → extraction → URL, language and quality filters → RUN/docs Parquet."""
+    from corpus.build_job import run_build
+    from corpus.spark import get_session
+
+    cfg = load_config(conf, set_)
+    spark = get_session(master, "corpus build")
+    stats = run_build(spark, input, out, cfg, limit=limit)
+    _print_funnel(stats)
+    console.print(f"[green]docs[/] {out}/docs  [green]stats[/] {out}/stats/build.json")
+
+
+def _print_funnel(stats: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title="build funnel")
+    for col in ("stage", "in", "out", "top reasons"):
+        table.add_column(col)
+    for name, st in stats["stages"].items():
+        reasons = sorted(st["removed"].items(), key=lambda kv: -kv[1])[:3]
+        table.add_row(name, str(st["in"]), str(st["out"]), ", ".join(f"{r} {n}" for r, n in reasons))
+    console.print(table)
+    console.print(f"documents in {stats['documents_in']}, kept {stats['documents_kept']}, "
+                  f"files {stats['files']} ({stats['files_skipped_as_done']} already done)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        app(args=argv, standalone_mode=False)
+    except _user_errors() as e:
+        console.print(f"[red]error:[/] {e}")
+        sys.exit(2)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except Exception as e:  # click usage errors
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

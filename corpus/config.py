@@ -1,0 +1,198 @@
+"""Pipeline configuration: one pydantic schema, loaded from YAML, overridable with --set key.path=value.
+
+Validation errors name the field and, for enumerations, the allowed values, so a typo in a cluster
+submit fails on the driver before any task starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_CONF = Path(__file__).resolve().parent.parent / "conf" / "pipeline.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or out of range; the message names the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReadConf(_Strict):
+    max_record_bytes: int = Field(5_000_000, gt=0)
+    max_text_chars: int = Field(1_000_000, gt=0)
+    allowed_mime_types: list[str] = ["text/html", "application/xhtml+xml"]
+
+
+class ResiliparseConf(_Strict):
+    main_content: bool = True
+    alt_texts: bool = False
+    links: bool = False
+    list_bullets: bool = True
+
+
+class TrafilaturaConf(_Strict):
+    favor_precision: bool = True
+    include_comments: bool = False
+    deduplicate: bool = False
+
+
+class ExtractConf(_Strict):
+    engine: Literal["resiliparse", "trafilatura"] = "resiliparse"
+    resiliparse: ResiliparseConf = ResiliparseConf()
+    trafilatura: TrafilaturaConf = TrafilaturaConf()
+
+
+class UrlFilterConf(_Strict):
+    enabled: bool = True
+    use_integrated_lists: bool = True
+    soft_word_threshold: int = Field(2, ge=1)
+    extra_domains: list[str] = []
+    extra_urls: list[str] = []
+
+
+class LanguageConf(_Strict):
+    model_path: str | None = None
+    languages: list[str] = ["en"]
+    threshold: float = Field(0.65, ge=0.0, le=1.0)
+
+
+class GopherRepetitionConf(_Strict):
+    dup_line_frac: float | None = 0.3
+    dup_para_frac: float | None = 0.3
+    dup_line_char_frac: float | None = 0.2
+    dup_para_char_frac: float | None = 0.2
+    top_n_grams: list[tuple[int, float]] = [(2, 0.2), (3, 0.18), (4, 0.16)]
+    dup_n_grams: list[tuple[int, float]] = [(5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)]
+
+
+class GopherQualityConf(_Strict):
+    min_doc_words: int | None = 50
+    max_doc_words: int | None = 100000
+    min_avg_word_length: int | None = 3
+    max_avg_word_length: int | None = 10
+    max_symbol_word_ratio: float | None = 0.1
+    max_bullet_lines_ratio: float | None = 0.9
+    max_ellipsis_lines_ratio: float | None = 0.3
+    max_non_alpha_words_ratio: float | None = 0.8
+    min_stop_words: int | None = 2
+    stop_words: list[str] | None = None
+
+
+class C4Conf(_Strict):
+    split_paragraph: bool = True
+    remove_citations: bool = True
+    filter_no_terminal_punct: bool = False
+    min_num_sentences: int = 5
+    min_words_per_line: int = 3
+    max_word_length: int = 1000
+    filter_lorem_ipsum: bool = True
+    filter_javascript: bool = True
+    filter_curly_bracket: bool = True
+    filter_policy: bool = True
+
+
+class FineWebConf(_Strict):
+    line_punct_thr: float = 0.12
+    line_punct_exclude_zero: bool = False
+    stop_chars: list[str] | None = None
+    short_line_thr: float = 0.67
+    short_line_length: int = 30
+    char_duplicates_ratio: float = 0.01
+    new_line_ratio: float = 0.3
+
+
+class QualityConf(_Strict):
+    gopher_repetition: GopherRepetitionConf | None = GopherRepetitionConf()
+    gopher_quality: GopherQualityConf | None = GopherQualityConf()
+    c4: C4Conf | None = C4Conf()
+    fineweb: FineWebConf | None = FineWebConf()
+
+
+class NormalizeConf(_Strict):
+    unicode_form: Literal["NFC", "NFKC", "none"] = "NFC"
+    strip_trailing_whitespace: bool = True
+
+
+class OutputConf(_Strict):
+    write_removed: bool = True
+    rows_per_file_group: int = Field(10_000, gt=0)
+
+
+class PipelineConf(_Strict):
+    dump: str = "synthetic"
+    read: ReadConf = ReadConf()
+    extract: ExtractConf = ExtractConf()
+    url_filter: UrlFilterConf = UrlFilterConf()
+    language: LanguageConf = LanguageConf()
+    quality: QualityConf = QualityConf()
+    normalize: NormalizeConf = NormalizeConf()
+    output: OutputConf = OutputConf()
+
+    @field_validator("dump")
+    @classmethod
+    def _dump_not_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v
+
+
+def _apply_override(data: dict[str, Any], assignment: str) -> None:
+    if "=" not in assignment:
+        raise ConfigError(f"--set expects key.path=value, got {assignment!r}")
+    key, raw = assignment.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"--set has an empty key in {assignment!r}")
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = {}
+            node[part] = child
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {key}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = yaml.safe_load(raw)
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for e in error.errors():
+        field = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"]
+        if e["type"] == "literal_error":
+            msg = f"{msg} (got {e['input']!r})"
+        elif e["type"] == "extra_forbidden":
+            msg = "unknown setting"
+        lines.append(f"  {field}: {msg}")
+    return "invalid pipeline configuration:\n" + "\n".join(lines)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> PipelineConf:
+    """Load `path` (default conf/pipeline.yaml), apply `--set` overrides, validate."""
+    path = Path(path) if path else DEFAULT_CONF
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    for assignment in overrides or []:
+        _apply_override(data, assignment)
+    try:
+        return PipelineConf.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_describe(e)) from None
+
+
+def config_from_json(text: str) -> PipelineConf:
+    """Executors receive the validated config as JSON, so they never re-read files from the driver."""
+    return PipelineConf.model_validate_json(text)
