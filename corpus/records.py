@@ -55,6 +55,11 @@ def _looks_like_html(payload: bytes) -> bool:
     return head.startswith((b"<!doctype html", b"<html")) or b"<html" in head
 
 
+def _truncated(record) -> bool:
+    # warcio ends quietly at EOF inside a record; bytes still owed by the record's LimitReader give it away.
+    return getattr(record.raw_stream, "limit", 0) > 0
+
+
 def _warc_page(record, file_path: str, position: int, conf: ReadConf) -> Page | Skip:
     headers = record.rec_headers
     url = headers.get_header("WARC-Target-URI") or ""
@@ -64,6 +69,8 @@ def _warc_page(record, file_path: str, position: int, conf: ReadConf) -> Page | 
         payload = record.content_stream().read(conf.max_record_bytes + 1)
         if len(payload) > conf.max_record_bytes:
             return Skip("too_large", url, rid)
+        if _truncated(record):
+            return Skip("truncated_record", url, rid, "record ends before its Content-Length")
         text, _ = decode_html(payload, headers.get_header("Content-Type"))
         return Page(rid, url, date, file_path, text=text)
     http = record.http_headers
@@ -77,6 +84,8 @@ def _warc_page(record, file_path: str, position: int, conf: ReadConf) -> Page | 
     payload = record.content_stream().read(conf.max_record_bytes + 1)
     if len(payload) > conf.max_record_bytes:
         return Skip("too_large", url, rid, f">{conf.max_record_bytes} bytes")
+    if _truncated(record):
+        return Skip("truncated_record", url, rid, "record ends before its Content-Length")
     if mime not in conf.allowed_mime_types and not (not mime and _looks_like_html(payload)):
         return Skip("not_html", url, rid, mime or "no content type")
     if not payload.strip():

