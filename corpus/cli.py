@@ -68,6 +68,28 @@ def build(
     console.print(f"[green]docs[/] {out}/docs  [green]stats[/] {out}/stats/build.json")
 
 
+@app.command()
+def dedup(
+    input: Annotated[str, typer.Option("--input", "-i", help="document Parquet (e.g. RUN/docs)")],
+    out: OutOpt,
+    conf: ConfOpt = None,
+    set_: SetOpt = None,
+    master: MasterOpt = None,
+) -> None:
+    """Exact + MinHash LSH near-dedup with distributed connected components → OUT/docs, RUN/stats/dedup.json."""
+    from corpus.dedup_job import run_dedup
+    from corpus.spark import get_session
+
+    cfg = load_config(conf, set_)
+    spark = get_session(master, "corpus dedup")
+    stats = run_dedup(spark, input, out, cfg.dedup)
+    console.print(
+        f"dedup: {stats['documents_in']} in, {stats['exact_duplicates_removed']} exact and "
+        f"{stats['near_duplicates_removed']} near duplicates removed, {stats['documents_kept']} kept "
+        f"({stats['near_duplicate_clusters']} clusters) → {out}/docs"
+    )
+
+
 def _print_funnel(stats: dict) -> None:
     from rich.table import Table
 

@@ -124,6 +124,48 @@ class OutputConf(_Strict):
     rows_per_file_group: int = Field(10_000, gt=0)
 
 
+class MinHashConf(_Strict):
+    n_grams: int = Field(5, ge=1)
+    num_bands: int = Field(14, ge=1)
+    rows_per_band: int = Field(8, ge=1)
+    seed: int = 1
+
+
+class DedupConf(_Strict):
+    exact: bool = True
+    minhash: MinHashConf = MinHashConf()
+    verify_threshold: float | None = Field(0.8, ge=0.0, le=1.0)
+    keep: Literal["smallest_id", "longest", "earliest"] = "smallest_id"
+    max_iterations: int = Field(40, ge=1)
+    output_partitions: int = Field(8, ge=1)
+
+
+class SourceConf(_Strict):
+    name: str
+    path: str
+    weight: float = Field(1.0, gt=0)
+
+
+class TokenizeConf(_Strict):
+    tokenizer: str | None = None
+    vocab_size: int = Field(32000, ge=300, le=1_000_000)
+    character_coverage: float = Field(0.9995, gt=0.0, le=1.0)
+    train_max_chars: int = Field(200_000_000, gt=0)
+    shard_tokens: int = Field(100_000_000, gt=0)
+    val_fraction: float = Field(0.01, ge=0.0, lt=1.0)
+    seed: int = 0
+    partitions: int = Field(8, ge=1)
+    sources: list[SourceConf] = []
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_names(cls, v: list[SourceConf]) -> list[SourceConf]:
+        names = [s.name for s in v]
+        if len(names) != len(set(names)):
+            raise ValueError(f"source names must be unique, got {names}")
+        return v
+
+
 class PipelineConf(_Strict):
     dump: str = "synthetic"
     read: ReadConf = ReadConf()
@@ -133,6 +175,8 @@ class PipelineConf(_Strict):
     quality: QualityConf = QualityConf()
     normalize: NormalizeConf = NormalizeConf()
     output: OutputConf = OutputConf()
+    dedup: DedupConf = DedupConf()
+    tokenize: TokenizeConf = TokenizeConf()
 
     @field_validator("dump")
     @classmethod

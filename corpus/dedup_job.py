@@ -1,0 +1,178 @@
+"""`corpus dedup`: exact dedup on a normalized content hash, then MinHash LSH near-dedup, all in Spark.
+
+1. exact: hash of the whitespace-collapsed, lowercased text; one keeper per hash (aggregation, skew-safe).
+2. signatures: mapInArrow over Arrow batches → one row per (doc, band) with a 64-bit bucket key.
+3. candidates: every bucket's members are linked to the bucket's smallest id (a star, not all pairs:
+   a page copied 10,000 times gives 10,000 edges, not 50 million), never collected to the driver.
+4. optional verification: edges whose true Jaccard of 5-gram sets is below `verify_threshold` are dropped.
+5. connected components (corpus.connected_components) → one keeper per component by the keep rule.
+
+Outputs RUN/dedup/docs/part-NNNNN.parquet (kept docs + cluster_id, cluster_size) and RUN/stats/dedup.json.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import time
+from collections.abc import Iterator
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from corpus.config import DedupConf
+from corpus.connected_components import connected_components
+from corpus.outputs import RunDir
+
+SIG_SCHEMA = T.StructType([
+    T.StructField("id", T.StringType()),
+    T.StructField("band", T.IntegerType()),
+    T.StructField("bucket", T.LongType()),
+])
+
+_HASHERS: dict = {}
+
+
+def _hasher(params_json: str):
+    from corpus.minhash import MinHasher, MinHashParams
+
+    if params_json not in _HASHERS:
+        _HASHERS[params_json] = MinHasher(MinHashParams(**json.loads(params_json)))
+    return _HASHERS[params_json]
+
+
+def band_rows(batches: Iterator[pa.RecordBatch], params_json: str) -> Iterator[pa.RecordBatch]:
+    """Executor side: (id, text) batches → (id, band, bucket) rows for documents with a signature."""
+    hasher = _hasher(params_json)
+    num_bands = hasher.params.num_bands
+    for batch in batches:
+        ids = batch.column("id").to_pylist()
+        sigs, ok = hasher.signatures(batch.column("text").to_pylist())
+        keys = hasher.band_keys(sigs[ok])
+        kept_ids = [i for i, good in zip(ids, ok, strict=True) if good]
+        yield pa.RecordBatch.from_arrays(
+            [
+                pa.array([i for i in kept_ids for _ in range(num_bands)], pa.string()),
+                pa.array(list(range(num_bands)) * len(kept_ids), pa.int32()),
+                pa.array(keys.reshape(-1), pa.int64()),
+            ],
+            schema=pa.schema([("id", pa.string()), ("band", pa.int32()), ("bucket", pa.int64())]),
+        )
+
+
+def _keep_order(conf: DedupConf) -> list:
+    """Sort key of the keeper within a group: smallest wins; ties broken by id, so the rule is total."""
+    if conf.keep == "longest":
+        return [F.struct((-F.length("text")).alias("k"), F.col("id")).alias("order")]
+    if conf.keep == "earliest":
+        return [F.struct(F.coalesce(F.col("date"), F.lit("~")).alias("k"), F.col("id")).alias("order")]
+    return [F.struct(F.col("id").alias("k"), F.col("id")).alias("order")]
+
+
+def _verify(edges: DataFrame, docs: DataFrame, conf: DedupConf) -> DataFrame:
+    from corpus.minhash import jaccard, ngram_set
+
+    n = conf.minhash.n_grams
+    threshold = conf.verify_threshold
+
+    def keep_edge(a: str, b: str) -> bool:
+        tokenize = _hasher(json.dumps(conf.minhash.model_dump(), sort_keys=True)).tokenize
+        return jaccard(ngram_set(a, n, tokenize), ngram_set(b, n, tokenize)) >= threshold
+
+    verify = F.udf(keep_edge, T.BooleanType())
+    texts = docs.select("id", "text")
+    return (edges.join(texts.withColumnRenamed("id", "src").withColumnRenamed("text", "a"), "src")
+            .join(texts.withColumnRenamed("id", "dst").withColumnRenamed("text", "b"), "dst")
+            .where(verify("a", "b")).select("src", "dst"))
+
+
+def run_dedup(spark: SparkSession, input_path: str, out: str, conf: DedupConf, stats_root: str | None = None) -> dict:
+    """Driver side. Stats go to STATS_ROOT/stats/dedup.json (default: the parent of `out`, i.e. RUN)."""
+    started = time.time()
+    run = RunDir(out)
+    run.makedirs("docs")
+    spark.sparkContext.setCheckpointDir(run.path("_checkpoints"))
+    docs = spark.read.parquet(input_path)
+    n_in = docs.count()
+
+    # 1. exact duplicates: keep one document per normalized-text hash.
+    order = _keep_order(conf)
+    docs = docs.withColumn("content_hash", F.xxhash64(F.lower(F.regexp_replace(F.trim("text"), r"\s+", " "))))
+    if conf.exact:
+        groups = docs.select("content_hash", *order).groupBy("content_hash").agg(
+            F.min("order").alias("order"), F.count(F.lit(1)).alias("exact_copies"))
+        keepers = groups.select(F.col("order.id").alias("id"), "exact_copies")
+        unique = docs.join(keepers, "id").localCheckpoint(eager=True)
+    else:
+        unique = docs.withColumn("exact_copies", F.lit(1)).localCheckpoint(eager=True)
+    n_unique = unique.count()
+
+    # 2-3. signatures → band buckets → star edges to each bucket's smallest id.
+    params_json = json.dumps(conf.minhash.model_dump(), sort_keys=True)
+    bands = unique.select("id", "text").mapInArrow(lambda it: band_rows(it, params_json), SIG_SCHEMA)
+    bands = bands.localCheckpoint(eager=True)
+    with_signature = bands.select("id").distinct().count()
+    bucket_min = bands.groupBy("band", "bucket").agg(F.min("id").alias("dst"))
+    edges = (bands.join(bucket_min, ["band", "bucket"]).where(F.col("id") != F.col("dst"))
+             .select(F.col("id").alias("src"), "dst").distinct())
+    n_candidates = edges.count()
+
+    # 4. optional verification by true Jaccard.
+    if conf.verify_threshold is not None and n_candidates:
+        edges = _verify(edges, unique, conf).localCheckpoint(eager=True)
+    n_edges = edges.count()
+
+    # 5. components → keeper per component.
+    components = (connected_components(edges, conf.max_iterations) if n_edges
+                  else unique.sparkSession.createDataFrame([], "node string, component string"))
+    labelled = (unique.join(components.withColumnRenamed("node", "id"), "id", "left")
+                .withColumn("component", F.coalesce("component", "id")))
+    per_component = labelled.select("component", *order, "exact_copies").groupBy("component").agg(
+        F.min("order").alias("order"), F.count(F.lit(1)).alias("near_members"),
+        F.sum("exact_copies").alias("cluster_size"))
+    keep = per_component.select(F.col("order.id").alias("id"), F.col("order.id").alias("cluster_id"),
+                                "near_members", F.col("cluster_size").cast("long"))
+    kept = labelled.join(keep, "id").drop("component", "content_hash", "exact_copies").localCheckpoint(eager=True)
+
+    columns = [c for c in docs.columns if c != "content_hash"] + ["cluster_id", "cluster_size"]
+    (kept.select(*columns).repartition(conf.output_partitions, "id").sortWithinPartitions("id")
+     .write.mode("overwrite").option("compression", "zstd").parquet(run.path("docs")))
+    _stable_part_names(run)
+
+    histogram = {str(r["cluster_size"]): r["n"] for r in
+                 kept.groupBy("cluster_size").agg(F.count(F.lit(1)).alias("n")).orderBy("cluster_size").collect()}
+    n_kept = kept.count()
+    near_clusters = kept.where(F.col("near_members") > 1).count()
+    stats = {
+        "documents_in": n_in,
+        "exact_duplicates_removed": n_in - n_unique,
+        "documents_with_signature": with_signature,
+        "documents_too_short_for_minhash": n_unique - with_signature,
+        "candidate_edges": n_candidates,
+        "verified_edges": n_edges,
+        "near_duplicate_clusters": near_clusters,
+        "near_duplicates_removed": n_unique - n_kept,
+        "documents_kept": n_kept,
+        "cluster_size_histogram": histogram,
+        "config": conf.model_dump(),
+        "wall_seconds": round(time.time() - started, 2),
+    }
+    stats_dir = RunDir(stats_root or posixpath.dirname(run.root.rstrip("/")) or ".")
+    if stats_root is None and "://" in out:
+        stats_dir = RunDir(out.rstrip("/").rsplit("/", 1)[0])
+    stats_dir.makedirs("stats")
+    stats_dir.write_json(stats, "stats", "dedup.json")
+    return stats
+
+
+def _stable_part_names(run: RunDir) -> None:
+    """Spark names parts with a job UUID; rename to part-NNNNN.parquet so reruns give identical files."""
+    names = [n for n in run.list("docs") if n.startswith("part-") and n.endswith(".parquet")]
+    for name in names:
+        index = int(name.split("-")[1])
+        run.fs.move(run.path("docs", name), run.path("docs", f"part-{index:05d}.parquet"))
+    for name in run.list("docs"):
+        if name.startswith(("_", ".")) and not name.startswith("part-"):
+            run.fs.delete_file(run.path("docs", name))

@@ -1,0 +1,73 @@
+"""sentencepiece BPE tokenizer: training on a text sample, loading once per worker.
+
+Settings chosen so that decode(encode(text)) == text for any Unicode text: identity normalization, no
+extra-whitespace removal, no dummy prefix, byte fallback for characters outside the vocabulary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import sentencepiece as spm
+
+CHAT_TOKENS = ["<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
+UNK_ID, BOS_ID, EOS_ID, PAD_ID = 0, 1, 2, 3
+
+
+class TokenizerError(ValueError):
+    pass
+
+
+def train_tokenizer(text_file: str | Path, model_prefix: str | Path, vocab_size: int,
+                    character_coverage: float = 0.9995, threads: int | None = None) -> Path:
+    """Train a BPE model from a one-sentence-per-line file; returns the .model path."""
+    spm.SentencePieceTrainer.train(
+        input=str(text_file),
+        model_prefix=str(model_prefix),
+        model_type="bpe",
+        vocab_size=vocab_size,
+        character_coverage=character_coverage,
+        byte_fallback=True,
+        user_defined_symbols=CHAT_TOKENS,
+        unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID, pad_id=PAD_ID,
+        normalization_rule_name="identity",
+        remove_extra_whitespaces=False,
+        add_dummy_prefix=False,
+        split_digits=True,
+        allow_whitespace_only_pieces=True,
+        max_sentence_length=1 << 16,
+        shuffle_input_sentence=False,  # the sample is already a deterministic selection
+        num_threads=threads or os.cpu_count() or 1,
+        minloglevel=2,
+    )
+    return Path(f"{model_prefix}.model")
+
+
+def load_tokenizer(path: str | Path) -> spm.SentencePieceProcessor:
+    path = Path(path)
+    if not path.exists():
+        raise TokenizerError(f"tokenizer model not found: {path}")
+    try:
+        return spm.SentencePieceProcessor(model_file=str(path))
+    except (OSError, RuntimeError) as e:
+        raise TokenizerError(f"{path} is not a sentencepiece model: {e}") from e
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+_WORKER_TOKENIZERS: dict[str, spm.SentencePieceProcessor] = {}
+
+
+def worker_tokenizer(path: str) -> spm.SentencePieceProcessor:
+    """One processor per Python worker and model file."""
+    if path not in _WORKER_TOKENIZERS:
+        _WORKER_TOKENIZERS[path] = load_tokenizer(path)
+    return _WORKER_TOKENIZERS[path]

@@ -1,0 +1,8 @@
+"""spark-submit entry point: `spark-submit jobs/dedup.py --input RUN/docs --out RUN/dedup`."""
+
+import sys
+
+from corpus.cli import main
+
+if __name__ == "__main__":
+    main(["dedup", *sys.argv[1:]])

@@ -1,0 +1,148 @@
+"""Near-dup and exact dedup on real Spark: signatures vs datatrove/datasketch, clustering, edge cases."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import shared_data
+
+from corpus.config import DedupConf
+from corpus.dedup_job import run_dedup
+from corpus.minhash import MinHasher, MinHashParams, jaccard, ngram_set
+
+
+def _real_texts() -> list[str]:
+    texts = []
+    for path in sorted(shared_data("docs").glob("*.jsonl.gz")):
+        with gzip.open(path, "rt") as f:
+            texts += [json.loads(line)["text"] for line in f if line.strip()]
+    return texts
+
+
+def _write_docs(folder, rows):
+    folder.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pylist(
+        [{"id": r["id"], "text": r["text"], "url": r.get("url", ""), "date": r.get("date", "")} for r in rows],
+        schema=pa.schema([("id", pa.string()), ("text", pa.string()), ("url", pa.string()), ("date", pa.string())]),
+    )
+    pq.write_table(table, folder / "part-0.parquet")
+    return str(folder)
+
+
+def _edit(text: str, rnd: random.Random, n_edits: int) -> str:
+    words = text.split(" ")
+    for _ in range(n_edits):
+        i = rnd.randrange(len(words))
+        words[i] = rnd.choice(["new", "changed", "edited", "other"])
+    return " ".join(words)
+
+
+def test_signatures_equal_datatrove():
+    from datatrove.pipeline.dedup.minhash import MinhashDedupSignature
+
+    texts = _real_texts()[:12] + ["too short", ""]
+    ref = MinhashDedupSignature(output_folder="/tmp/unused-minhash")
+    sigs, ok = MinHasher().signatures(texts)
+    for i, text in enumerate(texts):
+        shingles = ref.get_shingles(text)
+        if shingles.size == 0:
+            assert not ok[i]
+            continue
+        assert ok[i]
+        assert np.array_equal(np.array(ref.get_signature(shingles)).reshape(-1), sigs[i])
+
+
+def test_jaccard_estimates_agree_with_datasketch():
+    from datasketch import MinHash
+
+    hasher = MinHasher()
+    rnd = random.Random(0)
+    base = [t for t in _real_texts() if len(t.split()) > 300][:6]
+    for text in base:
+        for edits in (5, 40, 150):
+            other = _edit(text, rnd, edits)
+            sigs, _ = hasher.signatures([text, other])
+            ours = float(np.mean(sigs[0] == sigs[1]))
+            a, b = MinHash(num_perm=112, seed=1), MinHash(num_perm=112, seed=1)
+            a.update_batch([s.encode() for s in ngram_set(text, 5, hasher.tokenize)])
+            b.update_batch([s.encode() for s in ngram_set(other, 5, hasher.tokenize)])
+            true = jaccard(ngram_set(text, 5, hasher.tokenize), ngram_set(other, 5, hasher.tokenize))
+            # Both are unbiased estimators with 112 permutations: standard error ≤ 0.05.
+            assert abs(ours - true) < 0.15 and abs(a.jaccard(b) - true) < 0.15
+
+
+def test_cs336_licenses(spark, tmp_path):
+    folder = shared_data("neardup", "cs336")
+    rows = [{"id": p.stem, "text": p.read_text()} for p in sorted(folder.glob("*.txt"))]
+    stats = run_dedup(spark, _write_docs(tmp_path / "in", rows), str(tmp_path / "dedup"), DedupConf())
+    kept = pq.read_table(tmp_path / "dedup" / "docs").to_pylist()
+    ids = sorted(r["id"] for r in kept)
+    assert ids == ["pytorch_license", "rails_mit_license"]  # the MIT pair is one cluster, smallest id kept
+    by_id = {r["id"]: r for r in kept}
+    assert by_id["rails_mit_license"]["cluster_size"] == 2 and by_id["pytorch_license"]["cluster_size"] == 1
+    assert stats["near_duplicate_clusters"] == 1 and stats["near_duplicates_removed"] == 1
+
+
+def test_exact_near_short_and_giant_cluster(spark, tmp_path):
+    rnd = random.Random(1)
+    texts = [t for t in _real_texts() if len(t.split()) > 200][:8]
+    rows = []
+    for i, text in enumerate(texts):
+        rows.append({"id": f"doc{i:02d}-a", "text": text})
+        rows.append({"id": f"doc{i:02d}-b", "text": "  " + text.upper() + "\n"})  # exact after normalization
+        rows.append({"id": f"doc{i:02d}-c", "text": _edit(text, rnd, 3)})  # near duplicate
+    giant = texts[0]
+    rows += [{"id": f"giant{j:04d}", "text": _edit(giant, rnd, 2)} for j in range(400)]
+    rows += [{"id": "short1", "text": "four words only here"}, {"id": "short2", "text": "four words only here"},
+             {"id": "short3", "text": "tiny"}]
+    stats = run_dedup(spark, _write_docs(tmp_path / "in", rows), str(tmp_path / "out"), DedupConf())
+    kept = {r["id"]: r for r in pq.read_table(tmp_path / "out" / "docs").to_pylist()}
+    assert sorted(kept) == sorted([f"doc{i:02d}-a" for i in range(8)] + ["short1", "short3"])
+    assert kept["doc00-a"]["cluster_size"] == 3 + 400  # the giant cluster joins doc00's
+    assert all(kept[f"doc{i:02d}-a"]["cluster_size"] == 3 for i in range(1, 8))
+    assert stats["exact_duplicates_removed"] == 8 + 1
+    assert stats["documents_too_short_for_minhash"] == 2
+    assert stats["documents_kept"] == 10
+    assert stats["cluster_size_histogram"] == {"1": 2, "3": 7, "403": 1}
+    saved = json.loads((tmp_path / "stats" / "dedup.json").read_text())
+    assert saved["documents_kept"] == 10
+
+
+def test_keep_rule_longest_and_determinism(spark, tmp_path):
+    text = next(t for t in _real_texts() if len(t.split()) > 200)
+    rows = [{"id": "a", "text": text}, {"id": "b", "text": text + " An extra closing sentence is here."}]
+    run_dedup(spark, _write_docs(tmp_path / "in", rows), str(tmp_path / "o1"), DedupConf(keep="longest"))
+    kept = pq.read_table(tmp_path / "o1" / "docs").to_pylist()
+    assert [r["id"] for r in kept] == ["b"] and kept[0]["cluster_id"] == "b"
+    run_dedup(spark, str(tmp_path / "in"), str(tmp_path / "o2"), DedupConf(keep="longest"))
+    files1 = sorted(p.name for p in (tmp_path / "o1" / "docs").iterdir())
+    assert files1 == sorted(p.name for p in (tmp_path / "o2" / "docs").iterdir())
+    for name in files1:
+        assert (tmp_path / "o1" / "docs" / name).read_bytes() == (tmp_path / "o2" / "docs" / name).read_bytes()
+
+
+def test_empty_and_all_identical_input(spark, tmp_path):
+    stats = run_dedup(spark, _write_docs(tmp_path / "empty", []), str(tmp_path / "e"), DedupConf())
+    assert stats["documents_in"] == 0 and stats["documents_kept"] == 0
+    text = _real_texts()[0]
+    rows = [{"id": f"x{i:03d}", "text": text} for i in range(50)]
+    stats = run_dedup(spark, _write_docs(tmp_path / "same", rows), str(tmp_path / "s"), DedupConf())
+    kept = pq.read_table(tmp_path / "s" / "docs").to_pylist()
+    assert [r["id"] for r in kept] == ["x000"] and kept[0]["cluster_size"] == 50
+    assert stats["exact_duplicates_removed"] == 49
+
+
+@pytest.mark.parametrize("verify", [None, 0.8])
+def test_verification_only_removes_edges(spark, tmp_path, verify):
+    text = next(t for t in _real_texts() if len(t.split()) > 300)
+    rnd = random.Random(5)
+    rows = [{"id": "base", "text": text}, {"id": "far", "text": _edit(text, rnd, 60)}]
+    stats = run_dedup(spark, _write_docs(tmp_path / "in", rows), str(tmp_path / "o"),
+                      DedupConf(verify_threshold=verify))
+    assert stats["verified_edges"] <= stats["candidate_edges"]
