@@ -31,6 +31,7 @@ from corpus.shards import encode_shard, shard_format
 from corpus.tokenizer import BOS_ID, CHAT_TOKENS, EOS_ID, PAD_ID, file_sha256, train_tokenizer, worker_tokenizer
 
 HASH_SPACE = 1 << 62
+_SHIPPED: set[str] = set()
 
 
 def _unit_hash(*cols) -> F.Column:
@@ -139,8 +140,13 @@ def run_tokenize(spark: SparkSession, sources: list[SourceConf], out: str, conf:
         trained.with_suffix(".vocab").unlink(missing_ok=True)
     sp = worker_tokenizer(str(model_path))
     vocab_size = sp.vocab_size()
-    spark.sparkContext.addFile(str(model_path))
-    model_name = model_path.name
+    # addFile names must be unique per SparkContext with fixed contents: ship a content-addressed copy.
+    model_name = f"tokenizer-{file_sha256(model_path)[:16]}.model"
+    shipped = Path(tempfile.mkdtemp(prefix="corpus-tokenizer-")) / model_name
+    shipped.write_bytes(model_path.read_bytes())
+    if model_name not in _SHIPPED:
+        spark.sparkContext.addFile(str(shipped))
+        _SHIPPED.add(model_name)
 
     counted = docs.select("id", "source", "text").mapInArrow(
         lambda it: _count_tokens(it, model_name), "id string, source string, tokens long").localCheckpoint(eager=True)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import sentencepiece as spm
@@ -20,12 +22,34 @@ class TokenizerError(ValueError):
     pass
 
 
+TRAIN_THREADS = 4  # fixed: sentencepiece records it in the model, so it must not follow the machine
+
+
 def train_tokenizer(text_file: str | Path, model_prefix: str | Path, vocab_size: int,
-                    character_coverage: float = 0.9995, threads: int | None = None) -> Path:
-    """Train a BPE model from a one-sentence-per-line file; returns the .model path."""
+                    character_coverage: float = 0.9995) -> Path:
+    """Train a BPE model from a one-sentence-per-line file; returns the .model path.
+
+    The model file embeds the trainer's input and output paths, so training runs in a scratch folder
+    with fixed relative names: the same sample then gives a byte-identical model wherever it runs.
+    """
+    model_prefix = Path(model_prefix).resolve()
+    with tempfile.TemporaryDirectory() as scratch:
+        shutil.copyfile(text_file, Path(scratch) / "sample.txt")
+        cwd = os.getcwd()
+        os.chdir(scratch)
+        try:
+            _train_here(vocab_size, character_coverage)
+        finally:
+            os.chdir(cwd)
+        for suffix in (".model", ".vocab"):
+            shutil.copyfile(Path(scratch) / f"tokenizer{suffix}", f"{model_prefix}{suffix}")
+    return Path(f"{model_prefix}.model")
+
+
+def _train_here(vocab_size: int, character_coverage: float) -> None:
     spm.SentencePieceTrainer.train(
-        input=str(text_file),
-        model_prefix=str(model_prefix),
+        input="sample.txt",
+        model_prefix="tokenizer",
         model_type="bpe",
         vocab_size=vocab_size,
         character_coverage=character_coverage,
@@ -39,10 +63,9 @@ def train_tokenizer(text_file: str | Path, model_prefix: str | Path, vocab_size:
         allow_whitespace_only_pieces=True,
         max_sentence_length=1 << 16,
         shuffle_input_sentence=False,  # the sample is already a deterministic selection
-        num_threads=threads or os.cpu_count() or 1,
+        num_threads=TRAIN_THREADS,
         minloglevel=2,
     )
-    return Path(f"{model_prefix}.model")
 
 
 def load_tokenizer(path: str | Path) -> spm.SentencePieceProcessor:

@@ -14,7 +14,7 @@ from conftest import shared_data
 
 from corpus.config import DedupConf
 from corpus.dedup_job import run_dedup
-from corpus.minhash import MinHasher, MinHashParams, jaccard, ngram_set
+from corpus.minhash import MinHasher, jaccard, ngram_set
 
 
 def _real_texts() -> list[str]:
