@@ -90,6 +90,61 @@ def dedup(
     )
 
 
+@app.command()
+def tokenize(
+    input: Annotated[list[str] | None, typer.Option("--input", "-i", help="document Parquet folder(s)")] = None,
+    out: OutOpt = "",
+    conf: ConfOpt = None,
+    set_: SetOpt = None,
+    master: MasterOpt = None,
+    vocab_size: Annotated[int | None, typer.Option("--vocab-size", help="tokenizer vocabulary size")] = None,
+    tokenizer: Annotated[str | None, typer.Option("--tokenizer", help="reuse this sentencepiece model")] = None,
+) -> None:
+    """Train/reuse a sentencepiece BPE tokenizer and write llm.c token shards + manifest.json."""
+    from corpus.config import SourceConf
+    from corpus.spark import get_session
+    from corpus.tokenize_job import run_tokenize
+
+    cfg = load_config(conf, set_)
+    tok = cfg.tokenize
+    if vocab_size is not None:
+        tok = tok.model_copy(update={"vocab_size": vocab_size})
+    if tokenizer is not None:
+        tok = tok.model_copy(update={"tokenizer": tokenizer})
+    if not out:
+        raise ConfigError("--out is required")
+    sources = tok.sources or [SourceConf(name=f"input{i}" if len(input or []) > 1 else "main", path=p)
+                              for i, p in enumerate(input or [])]
+    if not sources:
+        raise ConfigError("give --input or list tokenize.sources in the config")
+    spark = get_session(master, "corpus tokenize")
+    stats = run_tokenize(spark, sources, out, tok)
+    console.print(f"tokens: train {stats['train']['tokens']:,}, val {stats['val']['tokens']:,} in "
+                  f"{stats['shards']} shards → {out}/manifest.json")
+
+
+@app.command()
+def run(
+    input: InputOpt,
+    out: OutOpt,
+    conf: ConfOpt = None,
+    set_: SetOpt = None,
+    master: MasterOpt = None,
+    limit: Annotated[int | None, typer.Option(help="only the first N input files")] = None,
+) -> None:
+    """The whole chain: build → dedup → tokenize, skipping steps that are already complete."""
+    from corpus.run_job import run_all
+    from corpus.spark import get_session
+
+    cfg = load_config(conf, set_)
+    spark = get_session(master, "corpus run")
+    summary = run_all(spark, input, out, cfg, limit=limit, log=lambda m: console.print(f"[cyan]{m}[/]"))
+    for step, s in summary.items():
+        console.print(f"{step:10s} in {s['in']:>8,}  " + (f"out {s['out']:>8,}" if "out" in s else
+                      "tokens " + ", ".join(f"{k} {v:,}" for k, v in s["tokens"].items())))
+    console.print(f"[green]done[/] {out}")
+
+
 def _print_funnel(stats: dict) -> None:
     from rich.table import Table
 

@@ -5,5 +5,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 OUT=${1:-runs/demo}
 .venv/bin/corpus synth --out "$OUT/crawl" --pages "${PAGES:-300}" --seed 0 --files 4
-.venv/bin/corpus build --input "$OUT/crawl" --out "$OUT" --master "local[2]"
-echo "outputs: $OUT/docs (Parquet), $OUT/removed, $OUT/stats/build.json"
+.venv/bin/corpus run --input "$OUT/crawl" --out "$OUT" --master "local[2]" --set tokenize.vocab_size=4000 --set tokenize.val_fraction=0.05
+echo "outputs: $OUT/docs, $OUT/dedup/docs, $OUT/tokens/manifest.json, $OUT/stats/"
