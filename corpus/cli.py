@@ -91,6 +91,25 @@ def dedup(
 
 
 @app.command()
+def pii(
+    input: Annotated[str, typer.Option("--input", "-i", help="document Parquet (e.g. RUN/dedup/docs)")],
+    out: OutOpt,
+    conf: ConfOpt = None,
+    set_: SetOpt = None,
+    master: MasterOpt = None,
+) -> None:
+    """Presidio PII detection and replacement → OUT/docs with pii_count, RUN/stats/pii.json."""
+    from corpus.pii_job import run_pii
+    from corpus.spark import get_session
+
+    cfg = load_config(conf, set_)
+    spark = get_session(master, "corpus pii")
+    stats = run_pii(spark, input, out, cfg.pii)
+    console.print(f"pii: {stats['replaced_spans']} spans replaced in {stats['documents_with_pii']} of "
+                  f"{stats['documents']} documents {stats['per_entity']} → {out}/docs")
+
+
+@app.command()
 def tokenize(
     input: Annotated[list[str] | None, typer.Option("--input", "-i", help="document Parquet folder(s)")] = None,
     out: OutOpt = "",
@@ -132,7 +151,7 @@ def run(
     master: MasterOpt = None,
     limit: Annotated[int | None, typer.Option(help="only the first N input files")] = None,
 ) -> None:
-    """The whole chain: build → dedup → tokenize, skipping steps that are already complete."""
+    """The whole chain: build → dedup → pii → tokenize, skipping steps that are already complete."""
     from corpus.run_job import run_all
     from corpus.spark import get_session
 

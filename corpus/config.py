@@ -166,6 +166,23 @@ class TokenizeConf(_Strict):
         return v
 
 
+PiiEntity = Literal["EMAIL_ADDRESS", "IP_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN",
+                    "PERSON", "LOCATION", "NRP", "DATE_TIME", "URL", "US_DRIVER_LICENSE", "US_PASSPORT",
+                    "US_BANK_NUMBER", "US_ITIN", "MEDICAL_LICENSE", "CRYPTO", "UK_NHS"]
+
+
+class PiiConf(_Strict):
+    entities: list[PiiEntity] = ["EMAIL_ADDRESS", "IP_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN"]
+    spacy_model: str | None = None
+    replacement: Literal["fixed", "tag", "hash"] = "fixed"
+    score_threshold: float = Field(0.0, ge=0.0, le=1.0)
+    keep_private_ips: bool = True
+    keep_example_emails: bool = True
+    gate: bool = True
+    context_chars: int = Field(100, ge=20, le=10_000)
+    max_candidate_chars: int = Field(100_000, gt=0)
+
+
 class PipelineConf(_Strict):
     dump: str = "synthetic"
     read: ReadConf = ReadConf()
@@ -177,6 +194,7 @@ class PipelineConf(_Strict):
     output: OutputConf = OutputConf()
     dedup: DedupConf = DedupConf()
     tokenize: TokenizeConf = TokenizeConf()
+    pii: PiiConf = PiiConf()
 
     @field_validator("dump")
     @classmethod

@@ -1,7 +1,7 @@
-"""`corpus run`: build → dedup → tokenize (PII and report join as they land), skipping finished steps.
+"""`corpus run`: build → dedup → pii → tokenize (the report joins when it lands), skipping finished steps.
 
-A step is finished when its last-written file exists: RUN/stats/dedup.json for dedup (written after the
-docs), RUN/tokens/manifest.json for tokenize. `corpus build` resumes per input file on its own.
+A step is finished when its last-written file exists: RUN/stats/dedup.json / pii.json (written after
+the docs), RUN/tokens/manifest.json for tokenize. `corpus build` resumes per input file on its own.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 from corpus.build_job import run_build
 from corpus.config import PipelineConf, SourceConf
 from corpus.dedup_job import run_dedup
+from corpus.pii_job import run_pii
 from corpus.tokenize_job import run_tokenize
 
 
@@ -32,6 +33,16 @@ def run_all(spark, inputs: list[str], out: str, conf: PipelineConf, limit: int |
         dedup = run_dedup(spark, str(root / "docs"), str(root / "dedup"), conf.dedup)
     summary["dedup"] = {"in": dedup["documents_in"], "out": dedup["documents_kept"]}
     docs = str(root / "dedup" / "docs")
+
+    pii_stats = root / "stats" / "pii.json"
+    if pii_stats.exists():
+        log("step pii: already complete, skipped")
+        pii = json.loads(pii_stats.read_text())
+    else:
+        log("step pii")
+        pii = run_pii(spark, docs, str(root / "pii"), conf.pii)
+    summary["pii"] = {"in": pii["documents"], "out": pii["documents"], "replaced_spans": pii["replaced_spans"]}
+    docs = str(root / "pii" / "docs")
 
     manifest_path = root / "tokens" / "manifest.json"
     if manifest_path.exists():

@@ -13,7 +13,8 @@ import tarfile
 from functools import cache
 
 import ahocorasick
-import tldextract
+
+from corpus.offline import offline_tld_extractor
 
 _NON_ALNUM = re.compile(r"[^a-zA-Z0-9]+")
 
@@ -45,11 +46,6 @@ def _blocklists() -> tuple[frozenset[str], frozenset[str]]:
                     if raw and raw[0] != "#":
                         out[name].add(raw.strip())
     return frozenset(out["domains"]), frozenset(out["urls"])
-
-
-def offline_tld_extractor() -> tldextract.TLDExtract:
-    # suffix_list_urls=() makes tldextract use the snapshot shipped in its wheel: no network, no cache dir.
-    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
 
 class UrlFilter:

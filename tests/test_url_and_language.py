@@ -9,8 +9,9 @@ from conftest import shared_data
 
 from corpus.config import LanguageConf
 from corpus.langid import LanguageId, bundled_model_path
+from corpus.offline import offline_tld_extractor
 from corpus.records import Page, iter_pages
-from corpus.url_filter import UrlFilter, _blocklists, offline_tld_extractor
+from corpus.url_filter import UrlFilter, _blocklists
 
 
 @pytest.fixture(scope="module")

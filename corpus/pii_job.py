@@ -1,0 +1,80 @@
+"""`corpus pii`: Presidio over the surviving documents inside Spark partitions (engines built once per worker).
+
+Adds `pii_count` (replaced spans per document) and writes RUN/stats/pii.json with counts per entity.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import pyarrow as pa
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from corpus.config import PiiConf
+from corpus.outputs import RunDir
+
+
+def scrub_batches(batches: Iterator[pa.RecordBatch], conf_json: str) -> Iterator[pa.RecordBatch]:
+    from corpus.pii import worker_scrubber
+
+    scrubber = worker_scrubber(conf_json)
+    for batch in batches:
+        texts, counts, per_type = [], [], []
+        for text in batch.column("text").to_pylist():
+            if scrubber.too_dense(text or ""):
+                texts.append(None)  # dropped below, counted in stats
+                counts.append(-1)
+                per_type.append("{}")
+                continue
+            new_text, replaced = scrubber.scrub(text or "")
+            texts.append(new_text)
+            counts.append(len(replaced))
+            per_type.append(json.dumps(dict(sorted(Counter(f.entity_type for f, _ in replaced).items()))))
+        columns = {name: batch.column(name) for name in batch.schema.names}
+        columns["text"] = pa.array(texts, pa.string())
+        columns["pii_count"] = pa.array(counts, pa.int32())
+        columns["pii_types"] = pa.array(per_type, pa.string())
+        yield pa.RecordBatch.from_pydict(columns)
+
+
+def run_pii(spark: SparkSession, input_path: str, out: str, conf: PiiConf, partitions: int = 8,
+            stats_root: str | None = None) -> dict:
+    started = time.time()
+    run = RunDir(out)
+    docs = spark.read.parquet(input_path)
+    schema = T.StructType([*docs.schema.fields, T.StructField("pii_count", T.IntegerType()),
+                           T.StructField("pii_types", T.StringType())])
+    conf_json = conf.model_dump_json()
+    scrubbed = docs.mapInArrow(lambda it: scrub_batches(it, conf_json), schema).localCheckpoint(eager=True)
+    too_dense = scrubbed.where(F.col("pii_count") < 0).count()
+    scrubbed = scrubbed.where(F.col("pii_count") >= 0)
+    (scrubbed.drop("pii_types").repartition(partitions, "id").sortWithinPartitions("id")
+     .write.mode("overwrite").option("compression", "zstd").parquet(run.path("docs")))
+    from corpus.dedup_job import _stable_part_names
+
+    _stable_part_names(run)
+    per_entity: Counter[str] = Counter()
+    for row in scrubbed.groupBy("pii_types").agg(F.count("*").alias("n")).collect():
+        for entity, c in json.loads(row["pii_types"]).items():
+            per_entity[entity] += c * row["n"]
+    totals = scrubbed.agg(F.count("*").alias("docs"), F.sum("pii_count").alias("spans"),
+                          F.sum((F.col("pii_count") > 0).cast("int")).alias("with_pii")).first()
+    stats = {
+        "documents": int(totals["docs"]),
+        "documents_with_pii": int(totals["with_pii"] or 0),
+        "documents_dropped_too_dense": too_dense,
+        "replaced_spans": int(totals["spans"] or 0),
+        "per_entity": dict(sorted(per_entity.items())),
+        "config": conf.model_dump(),
+        "wall_seconds": round(time.time() - started, 2),
+    }
+    stats_dir = RunDir(stats_root or posixpath.dirname(run.root.rstrip("/")))
+    stats_dir.makedirs("stats")
+    stats_dir.write_json(stats, "stats", "pii.json")
+    return stats

@@ -1,0 +1,8 @@
+"""spark-submit entry point: `spark-submit jobs/pii.py --input RUN/dedup/docs --out RUN/pii`."""
+
+import sys
+
+from corpus.cli import main
+
+if __name__ == "__main__":
+    main(["pii", *sys.argv[1:]])
