@@ -99,7 +99,8 @@ def run_dedup(spark: SparkSession, input_path: str, out: str, conf: DedupConf, s
 
     # 1. exact duplicates: keep one document per normalized-text hash.
     order = _keep_order(conf)
-    docs = docs.withColumn("content_hash", F.xxhash64(F.lower(F.regexp_replace(F.trim("text"), r"\s+", " "))))
+    normalized = F.trim(F.lower(F.regexp_replace("text", r"(?U)\s+", " ")))
+    docs = docs.withColumn("content_hash", F.xxhash64(normalized))
     if conf.exact:
         groups = docs.select("content_hash", *order).groupBy("content_hash").agg(
             F.min("order").alias("order"), F.count(F.lit(1)).alias("exact_copies"))

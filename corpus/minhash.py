@@ -43,9 +43,9 @@ class MinHashParams:
 
 
 def default_word_tokenizer() -> Callable[[str], list[str]]:
-    from corpus.words import split_into_words
+    from corpus.words import word_tokenize
 
-    return split_into_words
+    return word_tokenize
 
 
 def shingle_texts(text: str, n: int, tokenize: Callable[[str], list[str]]) -> list[str]:
