@@ -60,10 +60,16 @@ def _truncated(record) -> bool:
     return getattr(record.raw_stream, "limit", 0) > 0
 
 
+def _is_arc(uri: str) -> bool:
+    return uri.lower().endswith((".arc", ".arc.gz"))
+
+
 def _warc_page(record, file_path: str, position: int, conf: ReadConf) -> Page | Skip:
     headers = record.rec_headers
     url = headers.get_header("WARC-Target-URI") or ""
-    rid = headers.get_header("WARC-Record-ID") or fallback_id(file_path, position)
+    rid = headers.get_header("WARC-Record-ID")
+    if not rid or _is_arc(file_path):  # warcio invents random ids when converting ARC records
+        rid = fallback_id(file_path, position)
     date = headers.get_header("WARC-Date") or ""
     if record.rec_type == "conversion":
         payload = record.content_stream().read(conf.max_record_bytes + 1)

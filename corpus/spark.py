@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 MIN_JAVA = 17
 
@@ -54,6 +55,9 @@ def get_session(master: str | None = None, app_name: str = "corpus", conf: dict[
     builder = SparkSession.builder.appName(app_name)
     if not under_spark_submit():
         check_java()
+        # Python workers must run this interpreter (a venv): `python3` on PATH may lack our packages.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         builder = builder.master(master or "local[*]")
         defaults = {
             "spark.ui.enabled": "false",
