@@ -114,3 +114,28 @@ def test_pii_job_on_spark(spark, tmp_path):
     assert set(stats["per_entity"]) <= set(PiiConf().entities)
     assert stats["documents_dropped_too_dense"] == 1
     assert json.loads((tmp_path / "stats" / "pii.json").read_text())["documents"] == 10
+
+
+def test_planted_pii_recall_and_precision_per_type(scrubber, tmp_path):
+    from corpus.synth import write_synthetic_crawl
+
+    write_synthetic_crawl(tmp_path / "crawl", pages=600, seed=9, files=1)
+    truth = [json.loads(line) for line in (tmp_path / "crawl" / "truth.jsonl").read_text().splitlines()]
+    pages = [t for t in truth if t["kind"] == "good_en" and t["article"]]
+    found_by_type: dict[str, list[int]] = {}
+    false_pos: dict[str, int] = {}
+    for page in pages:
+        text = page["article"]
+        findings = scrubber.policy(text, scrubber.find(text))
+        values = {(p["type"], p["value"]) for p in page["pii"]}
+        for entity, value in values:
+            hit = any(f.entity_type == entity and value in text[f.start : f.end] for f in findings)
+            found_by_type.setdefault(entity, [0, 0])[0] += hit
+            found_by_type[entity][1] += 1
+        for f in findings:
+            if not any(f.entity_type == e and v in text[f.start : f.end] for e, v in values):
+                false_pos[f.entity_type] = false_pos.get(f.entity_type, 0) + 1
+    assert set(found_by_type) == set(PiiConf().entities)
+    for entity, (hits, total) in found_by_type.items():
+        assert total >= 5 and hits / total >= 0.99, (entity, hits, total)
+        assert hits / (hits + false_pos.get(entity, 0)) >= 0.98, (entity, hits, false_pos)

@@ -1,0 +1,107 @@
+"""End to end on a labelled synthetic crawl: `corpus run` (build → dedup → pii → tokenize) against the truth."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import Counter, defaultdict
+
+import pyarrow.parquet as pq
+import pytest
+
+from corpus.config import load_config
+from corpus.minhash import jaccard, ngram_set
+from corpus.run_job import run_all
+from corpus.synth import write_synthetic_crawl
+from corpus.words import word_tokenize
+
+
+@pytest.fixture(scope="module")
+def synth_run(spark, tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthrun")
+    write_synthetic_crawl(root / "crawl", pages=400, seed=5, files=4)
+    truth = [json.loads(line) for line in (root / "crawl" / "truth.jsonl").read_text().splitlines()]
+    conf = load_config(overrides=["tokenize.vocab_size=3000", "tokenize.val_fraction=0.05",
+                                  "tokenize.shard_tokens=50000", "tokenize.partitions=2"])
+    summary = run_all(spark, [str(root / "crawl")], str(root / "run"), conf, log=lambda m: None)
+    return root / "run", truth, summary
+
+
+def test_build_keeps_good_pages_and_drops_the_rest_at_the_right_stage(synth_run):
+    run, truth, _ = synth_run
+    kept = {d["id"] for d in pq.read_table(run / "docs").to_pylist()}
+    removed = {r["id"]: (r["stage"], r["reason"]) for r in pq.read_table(run / "removed").to_pylist()}
+    by_kind = defaultdict(list)
+    for t in truth:
+        by_kind[t["kind"]].append(t)
+    keep_kinds = [t for t in truth if t["expected"] == "keep"]
+    assert sum(t["record_id"] in kept for t in keep_kinds) >= 0.95 * len(keep_kinds)
+    for t in truth:
+        if t["expected"] == "drop":
+            assert t["record_id"] not in kept, t["kind"]
+            assert t["record_id"] in removed, t["kind"]
+    stages = {kind: Counter(removed[t["record_id"]][0] for t in items if t["record_id"] in removed)
+              for kind, items in by_kind.items()}
+    for lang in ("lang_de", "lang_fr", "lang_es", "lang_ru", "lang_zh", "lang_ja"):
+        assert set(stages[lang]) == {"language"}, lang
+    assert set(stages["adult_domain"]) == {"url_filter"}
+    assert set(stages["non_html"]) == {"read"} and set(stages["http_error"]) == {"read"}
+    for kind in ("spam", "repeated_lines", "too_short"):
+        assert set(stages[kind]) <= {"gopher_repetition", "gopher_quality", "c4", "fineweb"}, kind
+    stats = json.loads((run / "stats" / "build.json").read_text())
+    assert stats["documents_kept"] == len(kept)
+
+
+def _pairs(ids):
+    return {tuple(sorted(p)) for p in itertools.combinations(ids, 2)}
+
+
+def test_dedup_pairwise_precision_recall(synth_run):
+    run, truth, _ = synth_run
+    docs = pq.read_table(run / "docs").to_pylist()
+    kept = pq.read_table(run / "dedup" / "docs").to_pylist()
+    kept_ids = {d["id"] for d in kept}
+    # Ground truth: pairs whose true Jaccard on the normalized 5-gram sets is >= 0.8.
+    grams = {d["id"]: ngram_set(d["text"], 5, word_tokenize) for d in docs}
+    ids = sorted(grams)
+    truth_pairs = {(a, b) for a, b in itertools.combinations(ids, 2) if jaccard(grams[a], grams[b]) >= 0.8}
+    # Predicted pairs: documents that ended in the same cluster. A removed document's cluster is the one of
+    # the kept document most similar to it (the job keeps one per cluster).
+    clusters = defaultdict(set)
+    for d in kept:
+        clusters[d["cluster_id"]].add(d["id"])
+    for doc_id in ids:
+        if doc_id not in kept_ids:
+            best = max(kept_ids, key=lambda k: jaccard(grams[doc_id], grams[k]))
+            clusters[best].add(doc_id)
+    predicted = set().union(*(_pairs(m) for m in clusters.values()))
+    tp = len(predicted & truth_pairs)
+    precision = tp / len(predicted) if predicted else 1.0
+    recall = tp / len(truth_pairs) if truth_pairs else 1.0
+    assert len(truth_pairs) > 20
+    assert precision >= 0.95 and recall >= 0.95, (precision, recall)
+    stats = json.loads((run / "stats" / "dedup.json").read_text())
+    assert stats["near_duplicate_clusters"] > 5 and stats["exact_duplicates_removed"] > 0
+
+
+def test_planted_pii_never_reaches_the_output(synth_run):
+    run, truth, summary = synth_run
+    texts = "\n".join(d["text"] for d in pq.read_table(run / "pii" / "docs").to_pylist())
+    planted = [p for t in truth for p in t["pii"]]
+    assert len(planted) > 10
+    leaked = [p for p in planted if p["value"] in texts]
+    assert leaked == []
+    stats = json.loads((run / "stats" / "pii.json").read_text())
+    assert stats["replaced_spans"] > 0 and summary["pii"]["replaced_spans"] == stats["replaced_spans"]
+
+
+def test_tokens_and_rerun_skips_finished_steps(synth_run, spark):
+    run, _, summary = synth_run
+    manifest = json.loads((run / "tokens" / "manifest.json").read_text())
+    assert manifest["splits"]["train"]["tokens"] > 10_000 and summary["tokenize"]["tokens"]["train"] > 0
+    before = (run / "tokens" / "manifest.json").read_bytes()
+    logs = []
+    again = run_all(spark, [str(run.parent / "crawl")], str(run), load_config(), log=logs.append)
+    assert "step dedup: already complete, skipped" in logs and "step tokenize: already complete, skipped" in logs
+    assert (run / "tokens" / "manifest.json").read_bytes() == before
+    assert again["dedup"] == summary["dedup"]
