@@ -23,15 +23,20 @@ from corpus.config import PiiConf
 from corpus.offline import make_tldextract_offline
 
 GATED_TYPES = {"EMAIL_ADDRESS", "IP_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN"}
-_DIGIT_RUN = r"(?:\d[\s().\-+/]{0,3}){3,}\d"
 TRIGGERS: dict[str, re.Pattern] = {
-    # Presidio's e-mail pattern needs a local-part character before "@" and a word character after it.
+    # Each trigger is a superset of what the Presidio recognizer's own pattern needs.
+    # E-mail: a local-part character before "@" and a word character after it.
     "EMAIL_ADDRESS": re.compile(r"[!#$%&'*+\-/=?^_`{|}~\w]@\w"),
     "IP_ADDRESS": re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:"),
-    "PHONE_NUMBER": re.compile(_DIGIT_RUN),
-    "CREDIT_CARD": re.compile(_DIGIT_RUN),
-    "US_SSN": re.compile(_DIGIT_RUN),
-    "IBAN_CODE": re.compile(r"[A-Za-z]{2}\s?\d{2}"),
+    # Phone numbers go through the phonenumbers matcher, which accepts short numbers ("16 48" in a DE/FE
+    # format): any run of 4+ digits with separators.
+    "PHONE_NUMBER": re.compile(r"(?:\d[\s().\-+/]{0,3}){3,}\d"),
+    # Cards: 13+ digits with optional single "-"/" " separators (our pattern, see _credit_card_recognizer).
+    "CREDIT_CARD": re.compile(r"\d(?:[- ]?\d){12,}"),
+    # SSN patterns are all 9 digits with at most one separator between groups.
+    "US_SSN": re.compile(r"\d(?:[- .]?\d){8}"),
+    # IBAN: case-sensitive country code, check digits and at least two groups of four.
+    "IBAN_CODE": re.compile(r"[A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]{4}){2}"),
 }
 MAX_WINDOW_CHARS = 4000
 # FineWeb replaces e-mails with this and IPs with addresses from documentation/benchmark ranges.

@@ -24,37 +24,28 @@ def run_all(spark, inputs: list[str], out: str, conf: PipelineConf, limit: int |
     build = run_build(spark, inputs, out, conf, limit=limit)
     summary["build"] = {"in": build["documents_in"], "out": build["documents_kept"]}
 
-    dedup_stats = root / "stats" / "dedup.json"
-    if dedup_stats.exists():
-        log("step dedup: already complete, skipped")
-        dedup = json.loads(dedup_stats.read_text())
-    else:
-        log("step dedup")
-        dedup = run_dedup(spark, str(root / "docs"), str(root / "dedup"), conf.dedup)
+    def step(name: str, done: Path, work) -> dict:
+        """Run `work` unless its last-written file `done` exists; return that file's JSON."""
+        if done.exists():
+            log(f"step {name}: already complete, skipped")
+        else:
+            log(f"step {name}")
+            work()
+        return json.loads(done.read_text())
+
+    dedup = step("dedup", root / "stats" / "dedup.json",
+                 lambda: run_dedup(spark, str(root / "docs"), str(root / "dedup"), conf.dedup))
     summary["dedup"] = {"in": dedup["documents_in"], "out": dedup["documents_kept"]}
+
     docs = str(root / "dedup" / "docs")
+    pii = step("pii", root / "stats" / "pii.json", lambda: run_pii(spark, docs, str(root / "pii"), conf.pii))
+    summary["pii"] = {"in": pii["documents"] + pii["documents_dropped_too_dense"], "out": pii["documents"],
+                      "replaced_spans": pii["replaced_spans"]}
 
-    pii_stats = root / "stats" / "pii.json"
-    if pii_stats.exists():
-        log("step pii: already complete, skipped")
-        pii = json.loads(pii_stats.read_text())
-    else:
-        log("step pii")
-        pii = run_pii(spark, docs, str(root / "pii"), conf.pii)
-    summary["pii"] = {"in": pii["documents"], "out": pii["documents"], "replaced_spans": pii["replaced_spans"]}
-    docs = str(root / "pii" / "docs")
-
-    manifest_path = root / "tokens" / "manifest.json"
-    if manifest_path.exists():
-        log("step tokenize: already complete, skipped")
-        manifest = json.loads(manifest_path.read_text())
-    else:
-        log("step tokenize")
-        sources = conf.tokenize.sources or [SourceConf(name="main", path=docs)]
-        run_tokenize(spark, sources, str(root / "tokens"), conf.tokenize)
-        manifest = json.loads(manifest_path.read_text())
-    summary["tokenize"] = {"in": dedup["documents_kept"],
-                           "tokens": {k: v["tokens"] for k, v in manifest["splits"].items()}}
+    sources = conf.tokenize.sources or [SourceConf(name="main", path=str(root / "pii" / "docs"))]
+    manifest = step("tokenize", root / "tokens" / "manifest.json",
+                    lambda: run_tokenize(spark, sources, str(root / "tokens"), conf.tokenize))
+    summary["tokenize"] = {"in": pii["documents"], "tokens": {k: v["tokens"] for k, v in manifest["splits"].items()}}
     (root / "stats").mkdir(parents=True, exist_ok=True)
     (root / "stats" / "run.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary

@@ -13,6 +13,7 @@ The tokenizer is shipped to executors with SparkContext.addFile and loaded once 
 from __future__ import annotations
 
 import hashlib
+import json
 import posixpath
 import tempfile
 import time
@@ -21,14 +22,14 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from pyspark import SparkFiles
+from pyspark import SparkFiles, TaskContext
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from corpus.config import SourceConf, TokenizeConf
 from corpus.outputs import RunDir
-from corpus.shards import encode_shard, shard_format
-from corpus.tokenizer import BOS_ID, CHAT_TOKENS, EOS_ID, PAD_ID, file_sha256, train_tokenizer, worker_tokenizer
+from corpus.shards import encode_shard, sha256_file, shard_format
+from corpus.tokenizer import BOS_ID, CHAT_TOKENS, EOS_ID, PAD_ID, train_tokenizer, worker_tokenizer
 
 HASH_SPACE = 1 << 62
 _SHIPPED: set[str] = set()
@@ -77,7 +78,7 @@ def _count_tokens(batches: Iterator[pa.RecordBatch], model_name: str) -> Iterato
                                          names=["id", "source", "tokens"])
 
 
-def _write_partition(index: int, rows, model_name: str, out: str, shard_tokens: int, vocab_size: int):
+def _write_partition(index: int, batches, model_name: str, out: str, shard_tokens: int, vocab_size: int):
     """Encode this partition's documents in order and cut them into shards; yield one dict per shard."""
     sp = worker_tokenizer(SparkFiles.get(model_name))
     run = RunDir(out)
@@ -88,7 +89,7 @@ def _write_partition(index: int, rows, model_name: str, out: str, shard_tokens: 
         st = state[split]
         if not st["parts"]:
             return None
-        tokens = np.concatenate(st["parts"]).astype(dtype)
+        tokens = np.concatenate(st["parts"])
         name = f"{split}_{index:05d}_{st['n']:04d}.bin"
         data = encode_shard(tokens, vocab_size)
         run.write_bytes_atomic(data, name)
@@ -97,30 +98,32 @@ def _write_partition(index: int, rows, model_name: str, out: str, shard_tokens: 
         st.update(parts=[], size=0, docs=0, sources={}, n=st["n"] + 1)
         return info
 
-    batch: list = []
-
-    def encode_batch(items):
-        ids = sp.encode([r["text"] for r in items])
-        for r, doc_ids in zip(items, ids, strict=True):
-            st = state.setdefault(r["split"], {"parts": [], "size": 0, "docs": 0, "sources": {}, "n": 0})
-            arr = np.asarray([BOS_ID, *doc_ids], dtype=np.int64)
+    for batch in batches:
+        texts = batch.column("text").to_pylist()
+        splits = batch.column("split").to_pylist()
+        sources = batch.column("source").to_pylist()
+        for doc_ids, split, source in zip(sp.encode(texts), splits, sources, strict=True):
+            st = state.setdefault(split, {"parts": [], "size": 0, "docs": 0, "sources": {}, "n": 0})
+            arr = np.empty(len(doc_ids) + 1, dtype=dtype)
+            arr[0] = BOS_ID
+            arr[1:] = doc_ids
             st["parts"].append(arr)
             st["size"] += len(arr)
             st["docs"] += 1
-            st["sources"][r["source"]] = st["sources"].get(r["source"], 0) + len(arr)
+            st["sources"][source] = st["sources"].get(source, 0) + len(arr)
             if st["size"] >= shard_tokens:
-                yield flush(r["split"])
-
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= 256:
-            yield from (x for x in encode_batch(batch) if x)
-            batch = []
-    yield from (x for x in encode_batch(batch) if x)
+                yield flush(split)
     for split in sorted(state):
         info = flush(split)
         if info:
             yield info
+
+
+def _write_arrow(batches, model_name: str, out: str, shard_tokens: int, vocab_size: int):
+    """mapInArrow wrapper: one JSON row per written shard (Arrow batches avoid per-row Python objects)."""
+    index = TaskContext.get().partitionId()
+    infos = [json.dumps(info) for info in _write_partition(index, batches, model_name, out, shard_tokens, vocab_size)]
+    yield pa.RecordBatch.from_arrays([pa.array(infos, pa.string())], names=["shard"])
 
 
 def run_tokenize(spark: SparkSession, sources: list[SourceConf], out: str, conf: TokenizeConf) -> dict:
@@ -141,20 +144,25 @@ def run_tokenize(spark: SparkSession, sources: list[SourceConf], out: str, conf:
     sp = worker_tokenizer(str(model_path))
     vocab_size = sp.vocab_size()
     # addFile names must be unique per SparkContext with fixed contents: ship a content-addressed copy.
-    model_name = f"tokenizer-{file_sha256(model_path)[:16]}.model"
+    model_name = f"tokenizer-{sha256_file(model_path)[:16]}.model"
     shipped = Path(tempfile.mkdtemp(prefix="corpus-tokenizer-")) / model_name
     shipped.write_bytes(model_path.read_bytes())
     if model_name not in _SHIPPED:
         spark.sparkContext.addFile(str(shipped))
         _SHIPPED.add(model_name)
 
-    counted = docs.select("id", "source", "text").mapInArrow(
-        lambda it: _count_tokens(it, model_name), "id string, source string, tokens long").localCheckpoint(eager=True)
-    available = {r["source"]: (r["docs"], r["tokens"]) for r in
-                 counted.groupBy("source").agg(F.count("*").alias("docs"), F.sum("tokens").alias("tokens")).collect()}
-    total = sum(t for _, t in available.values())
     weight_sum = sum(s.weight for s in sources)
-    factors = {s.name: (s.weight / weight_sum) * total / max(available.get(s.name, (0, 0))[1], 1) for s in sources}
+    if len(sources) == 1:  # nothing to mix: every document once, and no counting pass
+        available = {sources[0].name: (docs.count(), None)}
+        factors = {sources[0].name: 1.0}
+    else:
+        counted = docs.select("id", "source", "text").mapInArrow(
+            lambda it: _count_tokens(it, model_name), "id string, source string, tokens long")
+        available = {r["source"]: (r["docs"], r["tokens"]) for r in counted.groupBy("source").agg(
+            F.count("*").alias("docs"), F.sum("tokens").alias("tokens")).collect()}
+        total = sum(t for _, t in available.values())
+        factors = {s.name: (s.weight / weight_sum) * total / max(available.get(s.name, (0, 0))[1], 1)
+                   for s in sources}
 
     factor_col = F.create_map(*[x for name, f in factors.items() for x in (F.lit(name), F.lit(f))])[F.col("source")]
     u = _unit_hash("id", "source", F.lit(conf.seed), F.lit("mix"))
@@ -167,8 +175,8 @@ def run_tokenize(spark: SparkSession, sources: list[SourceConf], out: str, conf:
     ordered = (selected.repartition(conf.partitions, F.pmod("order", F.lit(conf.partitions)))
                .sortWithinPartitions("split", "order", "id", "copy").select("id", "text", "source", "split"))
     shard_tokens, root = conf.shard_tokens, out
-    shards = ordered.rdd.mapPartitionsWithIndex(
-        lambda i, rows: _write_partition(i, rows, model_name, root, shard_tokens, vocab_size)).collect()
+    shards = [json.loads(r["shard"]) for r in ordered.mapInArrow(
+        lambda it: _write_arrow(it, model_name, root, shard_tokens, vocab_size), "shard string").collect()]
     shards.sort(key=lambda s: s["name"])
 
     realized: dict[str, int] = {}
@@ -179,7 +187,7 @@ def run_tokenize(spark: SparkSession, sources: list[SourceConf], out: str, conf:
     magic, version, dtype = shard_format(vocab_size)
     manifest = {
         "format": {"magic": magic, "version": version, "dtype": np.dtype(dtype).name, "header_int32": 256},
-        "tokenizer": {"file": "tokenizer.model", "sha256": file_sha256(model_path), "vocab_size": vocab_size,
+        "tokenizer": {"file": "tokenizer.model", "sha256": sha256_file(model_path), "vocab_size": vocab_size,
                       "bos_id": BOS_ID, "eos_id": EOS_ID, "pad_id": PAD_ID,
                       "chat_tokens": {t: sp.piece_to_id(t) for t in CHAT_TOKENS}},
         "document_separator": {"id": BOS_ID, "position": "before each document"},
@@ -191,7 +199,7 @@ def run_tokenize(spark: SparkSession, sources: list[SourceConf], out: str, conf:
         "sources": [{"name": s.name, "path": s.path, "weight": s.weight,
                      "target_share": s.weight / weight_sum,
                      "documents_available": available.get(s.name, (0, 0))[0],
-                     "tokens_available": available.get(s.name, (0, 0))[1],
+                     "tokens_available": available.get(s.name, (0, 0))[1] or realized.get(s.name, 0),
                      "sampling_factor": round(factors[s.name], 6),
                      "tokens_realized": realized.get(s.name, 0),
                      "realized_share": round(realized.get(s.name, 0) / realized_total, 6)} for s in sources],

@@ -6,7 +6,6 @@ extra-whitespace removal, no dummy prefix, byte fallback for characters outside 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -76,14 +75,6 @@ def load_tokenizer(path: str | Path) -> spm.SentencePieceProcessor:
         return spm.SentencePieceProcessor(model_file=str(path))
     except (OSError, RuntimeError) as e:
         raise TokenizerError(f"{path} is not a sentencepiece model: {e}") from e
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 _WORKER_TOKENIZERS: dict[str, spm.SentencePieceProcessor] = {}

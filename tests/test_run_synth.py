@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections import Counter, defaultdict
 
@@ -10,10 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from corpus.config import load_config
-from corpus.minhash import jaccard, ngram_set
+from corpus.dedup_eval import pairwise_scores
 from corpus.run_job import run_all
 from corpus.synth import write_synthetic_crawl
-from corpus.words import word_tokenize
 
 
 @pytest.fixture(scope="module")
@@ -52,34 +50,13 @@ def test_build_keeps_good_pages_and_drops_the_rest_at_the_right_stage(synth_run)
     assert stats["documents_kept"] == len(kept)
 
 
-def _pairs(ids):
-    return {tuple(sorted(p)) for p in itertools.combinations(ids, 2)}
-
-
 def test_dedup_pairwise_precision_recall(synth_run):
     run, truth, _ = synth_run
     docs = pq.read_table(run / "docs").to_pylist()
     kept = pq.read_table(run / "dedup" / "docs").to_pylist()
-    kept_ids = {d["id"] for d in kept}
-    # Ground truth: pairs whose true Jaccard on the normalized 5-gram sets is >= 0.8.
-    grams = {d["id"]: ngram_set(d["text"], 5, word_tokenize) for d in docs}
-    ids = sorted(grams)
-    truth_pairs = {(a, b) for a, b in itertools.combinations(ids, 2) if jaccard(grams[a], grams[b]) >= 0.8}
-    # Predicted pairs: documents that ended in the same cluster. A removed document's cluster is the one of
-    # the kept document most similar to it (the job keeps one per cluster).
-    clusters = defaultdict(set)
-    for d in kept:
-        clusters[d["cluster_id"]].add(d["id"])
-    for doc_id in ids:
-        if doc_id not in kept_ids:
-            best = max(kept_ids, key=lambda k: jaccard(grams[doc_id], grams[k]))
-            clusters[best].add(doc_id)
-    predicted = set().union(*(_pairs(m) for m in clusters.values()))
-    tp = len(predicted & truth_pairs)
-    precision = tp / len(predicted) if predicted else 1.0
-    recall = tp / len(truth_pairs) if truth_pairs else 1.0
-    assert len(truth_pairs) > 20
-    assert precision >= 0.95 and recall >= 0.95, (precision, recall)
+    scores = pairwise_scores(docs, kept, truth_threshold=0.8)
+    assert scores["truth_pairs"] > 20
+    assert scores["precision"] >= 0.95 and scores["recall"] >= 0.95, scores
     stats = json.loads((run / "stats" / "dedup.json").read_text())
     assert stats["near_duplicate_clusters"] > 5 and stats["exact_duplicates_removed"] > 0
 

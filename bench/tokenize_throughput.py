@@ -7,7 +7,9 @@
 
 Documents: real article bodies (AEB ground truth), real web documents and Shakespeare, repeated.
 
-    .venv/bin/python bench/tokenize.py --copies 40
+    .venv/bin/python bench/tokenize_throughput.py --copies 40
+
+(Not named bench/tokenize.py: that would shadow the standard library's `tokenize` for every script in bench/.)
 """
 
 from __future__ import annotations
