@@ -191,13 +191,18 @@ def _iter_parquet(uri: str) -> Iterator[Page | Skip]:
 
 
 def iter_pages(uri: str, conf: ReadConf) -> Iterator[Page | Skip]:
-    """All pages of one input file, in file order."""
+    """All pages of one input file, in file order. A file that cannot be opened (missing, no permission,
+    unreachable) or fails mid-way gives one `read_error` with the error, and the job goes on."""
     fmt = input_format(uri)
     if fmt == "warc":
-        yield from _iter_warc(uri, conf, ("response",))
+        pages = _iter_warc(uri, conf, ("response",))
     elif fmt == "wet":
-        yield from _iter_warc(uri, conf, ("conversion",))
+        pages = _iter_warc(uri, conf, ("conversion",))
     elif fmt == "jsonl":
-        yield from _iter_jsonl(uri)
+        pages = _iter_jsonl(uri)
     else:
-        yield from _iter_parquet(uri)
+        pages = _iter_parquet(uri)
+    try:
+        yield from pages
+    except Exception as e:  # noqa: BLE001 - recorded in the stats with the file and error
+        yield Skip("read_error", detail=f"{uri}: {type(e).__name__}: {e}")

@@ -134,3 +134,13 @@ def test_kill_minus_9_then_rerun_neither_duplicates_nor_loses(spark, tmp_path):
     assert _digest_dir(killed / "docs") == _digest_dir(clean / "docs")
     ids = [d["id"] for d in _docs(killed)]
     assert len(ids) == len(set(ids)) == len(_docs(clean))
+
+
+def test_missing_file_in_a_listing_is_recorded_and_the_job_finishes(spark, tmp_path):
+    good = shared_data("warc", "crawls", "sample-0001.warc.gz")
+    listing = tmp_path / "warc.paths"
+    listing.write_text(f"{good}\n{tmp_path / 'gone.warc.gz'}\n")
+    stats = run_build(spark, [str(listing)], str(tmp_path / "run"), load_config())
+    assert stats["files"] == 2 and stats["documents_kept"] > 0
+    assert stats["stages"]["read"]["removed"]["read_error"] == 1
+    assert any("gone.warc.gz" in e and "FileNotFoundError" in e for e in stats["errors"])

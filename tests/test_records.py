@@ -135,3 +135,10 @@ def test_expand_inputs_folders_globs_listings(tmp_path):
         expand_inputs([str(tmp_path / "missing")])
     with pytest.raises(InputError, match="unsupported input format"):
         input_format("x.wat.gz")
+
+
+def test_unopenable_file_is_one_read_error_with_its_error(tmp_path):
+    counts, pages = _count(tmp_path / "vanished.warc.gz")
+    assert pages == [] and counts == {"read_error": 1}
+    skip = next(iter_pages(str(tmp_path / "vanished.jsonl.gz"), ReadConf()))
+    assert skip.reason == "read_error" and "FileNotFoundError" in skip.detail and "vanished" in skip.detail
