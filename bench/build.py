@@ -5,7 +5,7 @@ Gopher quality → C4 (no terminal-punct rule) → FineWeb, with 2 worker proces
 datatrove only ships a trafilatura extractor, so the like-for-like row uses trafilatura on both sides;
 our default (resiliparse) is reported as a separate row.
 
-    .venv/bin/python bench/build.py --pages 3000 --files 6
+    .venv/bin/python bench/build.py --synth-pages 5000 --html-pages 2000 --files 4
 """
 
 from __future__ import annotations
@@ -83,27 +83,13 @@ def run_ours(crawl: Path, out: Path, workers: int, engine: str) -> tuple[float, 
     return seconds, stats["documents_kept"], stats
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--pages", type=int, default=3000)
-    ap.add_argument("--files", type=int, default=6)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    args = ap.parse_args()
-
-    from corpus.synth import write_synthetic_crawl
-
-    tmp = Path(tempfile.mkdtemp(prefix="bench-build-"))
-    crawl = tmp / "crawl"
-    from_html = AEB_HTML if AEB_HTML.exists() else None
-    write_synthetic_crawl(crawl, pages=args.pages, seed=11, files=args.files, from_html=from_html)
+def bench_one(label: str, crawl: Path, pages: int, tmp: Path, workers: int) -> None:
     size = sum(p.stat().st_size for p in crawl.glob("*.warc.gz"))
-    print(f"input: {args.pages} pages ({'real AEB HTML + synthetic' if from_html else 'synthetic'}), "
-          f"{args.files} WARC files, {size / 1e6:.1f} MB gzipped, {args.workers} workers")
-
-    dt_s, dt_docs = run_datatrove(crawl, tmp / "datatrove", args.workers)
-    tr_s, tr_docs, _ = run_ours(crawl, tmp / "ours-trafilatura", args.workers, "trafilatura")
-    rp_s, rp_docs, stats = run_ours(crawl, tmp / "ours-resiliparse", args.workers, "resiliparse")
+    print(f"\n== {label}: {pages} pages, {len(list(crawl.glob('*.warc.gz')))} WARC files, "
+          f"{size / 1e6:.1f} MB gzipped, {workers} workers")
+    dt_s, dt_docs = run_datatrove(crawl, tmp / f"{label}-datatrove", workers)
+    tr_s, tr_docs, _ = run_ours(crawl, tmp / f"{label}-ours-trafilatura", workers, "trafilatura")
+    rp_s, rp_docs, stats = run_ours(crawl, tmp / f"{label}-ours-resiliparse", workers, "resiliparse")
     rows = [
         ("datatrove LocalPipelineExecutor (trafilatura)", dt_s, dt_docs),
         ("corpus build, Spark local (trafilatura)", tr_s, tr_docs),
@@ -111,9 +97,29 @@ def main() -> None:
     ]
     print(f"{'pipeline':52s} {'seconds':>8s} {'pages/s':>8s} {'kept':>6s}")
     for name, s, docs in rows:
-        print(f"{name:52s} {s:8.1f} {args.pages / s:8.1f} {docs:6d}")
+        print(f"{name:52s} {s:8.1f} {pages / s:8.1f} {docs:6d}")
     print(f"speed-up vs datatrove: trafilatura {dt_s / tr_s:.2f}x, resiliparse default {dt_s / rp_s:.2f}x")
     print("our task seconds by stage (resiliparse run):", json.dumps(stats["task_seconds"]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--synth-pages", type=int, default=5000)
+    ap.add_argument("--html-pages", type=int, default=2000)
+    ap.add_argument("--files", type=int, default=4)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    args = ap.parse_args()
+
+    from corpus.synth import write_synthetic_crawl
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-build-"))
+    if args.synth_pages:
+        write_synthetic_crawl(tmp / "synth", pages=args.synth_pages, seed=11, files=args.files)
+        bench_one("synthetic crawl", tmp / "synth", args.synth_pages, tmp, args.workers)
+    if args.html_pages and AEB_HTML.exists():
+        write_synthetic_crawl(tmp / "aeb", pages=args.html_pages, seed=11, files=args.files, from_html=AEB_HTML)
+        bench_one("AEB real HTML (--from-html)", tmp / "aeb", args.html_pages, tmp, args.workers)
     if not args.keep:
         shutil.rmtree(tmp, ignore_errors=True)
     else:
