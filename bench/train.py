@@ -6,7 +6,7 @@ vocabulary, context and batch as our config; parameter counts differ a little (S
 (model FLOPs per second over peak) is the like-for-like figure, tokens/s the raw one.
 
 Peak FLOP/s for MFU is measured here with a large matmul on the same threads (the achievable peak on this CPU);
-the trainer's own log uses a datasheet-style estimate (train.peak_tflops overrides it).
+the trainer measures the same way at start-up on CPU (train.peak_tflops overrides it).
 
     .venv/bin/python bench/train.py --configs tiny --steps 20 --threads 1
 """
@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # trainer/ from the checkout, whether or not the package is installed
 
 from trainer.config import load_config  # noqa: E402
-from trainer.pretrain import pretrain  # noqa: E402
+from trainer.pretrain import matmul_peak, pretrain  # noqa: E402
 
 SHAKESPEARE = REPO.parent / "shared" / "data" / "text" / "tinyshakespeare.txt"
 
@@ -108,18 +108,6 @@ def reference_loop(data: np.ndarray, vocab: int, cfg, dtype: str, steps: int) ->
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------------
-def matmul_peak(dtype: torch.dtype, n: int = 1536, reps: int = 6) -> float:
-    """Best FLOP/s of an n×n matmul: the achievable peak of this CPU on these threads."""
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-    a @ b
-    best = 0.0
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        a @ b
-        best = max(best, 2 * n**3 / (time.perf_counter() - t0))
-    return best
-
-
 def make_data(root: Path) -> Path:
     from corpus.tokenizer import train_tokenizer
     from trainer.data import write_shards_from_texts

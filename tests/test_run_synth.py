@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import REPO
 
 from corpus.config import load_config
 from corpus.dedup_eval import pairwise_scores
@@ -82,3 +83,22 @@ def test_tokens_and_rerun_skips_finished_steps(synth_run, spark):
     assert "step dedup: already complete, skipped" in logs and "step tokenize: already complete, skipped" in logs
     assert (run / "tokens" / "manifest.json").read_bytes() == before
     assert again["dedup"] == summary["dedup"]
+
+
+def test_pretrain_on_corpus_run_tokens_then_generate(synth_run, tmp_path):
+    """The chain's end: `trainer pretrain` streams the shards `corpus run` wrote; loss falls; generate answers."""
+    from trainer.config import load_config as load_train_config
+    from trainer.generate import generate_text
+    from trainer.pretrain import pretrain
+
+    run, _, _ = synth_run
+    cfg = load_train_config(REPO / "conf" / "train" / "tiny.yaml", ["train.max_steps=40", "train.warmup_steps=5",
+                                                     "train.eval_interval=20", "train.log_interval=1",
+                                                     "train.eval_batches=2", "model.block_size=64"])
+    out = tmp_path / "pretrain"
+    pretrain(cfg, run / "tokens", out, quiet=True)
+    losses = [r["loss"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+              if r["kind"] == "train"]
+    assert len(losses) == 40 and sum(losses[-5:]) / 5 < 0.8 * losses[0]
+    text = generate_text(out, "The history of", max_new_tokens=20, temperature=0.8, seed=1)
+    assert isinstance(text, str) and len(text) > 0

@@ -1,0 +1,1 @@
+"""Lean PyTorch GPT trainer over the token shards that `corpus tokenize` writes."""

@@ -1,0 +1,134 @@
+"""Training configuration: YAML in conf/train/, `--set section.key=value` overrides, validated by pydantic.
+
+The model section becomes `trainer.model.GPTConfig`; `model.vocab_size: null` takes the manifest's vocabulary
+rounded up to a multiple of 64 (matmuls on such sizes are faster, and the extra rows are never targets).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from trainer.model import GPTConfig
+
+
+class TrainConfigError(ValueError):
+    """A configuration file or override is unusable; the message names the setting."""
+
+
+class ModelConf(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    vocab_size: int | None = Field(None, ge=1)
+    block_size: int = Field(128, ge=2)
+    n_layer: int = Field(4, ge=1)
+    n_head: int = Field(4, ge=1)
+    d_model: int = Field(128, ge=2)
+    mlp: Literal["swiglu", "relu2"] = "swiglu"
+    mlp_hidden: int | None = Field(None, ge=1)
+    qk_norm: bool = False
+    tie_embeddings: bool = True
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    rope_theta: float = Field(10000.0, gt=0)
+    norm_eps: float = Field(1e-5, gt=0)
+
+    @model_validator(mode="after")
+    def _shape(self) -> ModelConf:
+        GPTConfig(**{**self.model_dump(), "vocab_size": self.vocab_size or 1})  # raises with the setting's name
+        return self
+
+
+class TrainConf(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    batch_size: int = Field(8, ge=1)  # sequences per micro-batch per process
+    grad_accum: int = Field(1, ge=1)
+    max_steps: int = Field(200, ge=1)
+    lr: float = Field(3e-3, gt=0)
+    min_lr: float = Field(3e-4, ge=0)
+    warmup_steps: int = Field(20, ge=0)
+    lr_decay_steps: int | None = Field(None, ge=1)  # cosine horizon; default max_steps (set it to extend a run)
+    weight_decay: float = Field(0.1, ge=0)
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.95, ge=0, lt=1)
+    grad_clip: float = Field(1.0, ge=0)  # 0 disables clipping
+    dtype: Literal["float32", "bfloat16"] = "float32"  # bfloat16 = autocast; weights and optimizer stay float32
+    compile: bool = False
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = 1337
+    threads: int | None = Field(None, ge=1)  # CPU intra-op threads; default torch's. 1 avoids OpenMP stalls when
+    # the cores are shared with other busy processes (a 2-thread step can then run 10-50x slower than 1 thread).
+    eval_interval: int = Field(50, ge=1)
+    eval_batches: int = Field(10, ge=1)
+    log_interval: int = Field(1, ge=1)
+    ckpt_interval: int = Field(100, ge=1)
+    keep_last: int = Field(3, ge=1)
+    tensorboard: bool = True
+    verify_checksums: bool = True  # sha256 of every shard against the manifest, at start-up
+    peak_tflops: float | None = Field(None, gt=0)  # for MFU; default: GPU table or a CPU estimate
+
+    @model_validator(mode="after")
+    def _lrs(self) -> TrainConf:
+        if self.min_lr > self.lr:
+            raise ValueError(f"min_lr ({self.min_lr}) must not exceed lr ({self.lr})")
+        return self
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: ModelConf = ModelConf()
+    train: TrainConf = TrainConf()
+
+    def gpt_config(self, vocab_size: int) -> GPTConfig:
+        return GPTConfig(**{**self.model.model_dump(), "vocab_size": vocab_size})
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> None:
+    if "=" not in assignment:
+        raise TrainConfigError(f"--set expects section.key=value, got {assignment!r}")
+    key, raw = assignment.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise TrainConfigError(f"--set has an empty key in {assignment!r}")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise TrainConfigError(f"--set {key}: {part!r} is not a section")
+    node[parts[-1]] = yaml.safe_load(raw)
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    lines = []
+    for e in error.errors():
+        field = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown setting"
+        elif "input" in e and e["type"] != "value_error":
+            msg = f"{msg} (got {e['input']!r})"
+        lines.append(f"  {field}: {msg}")
+    return f"invalid training configuration {source}:\n" + "\n".join(lines)
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
+    data: dict[str, Any] = {}
+    source = "(defaults)"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.exists():
+            raise TrainConfigError(f"config file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise TrainConfigError(f"config file {path} is not valid YAML: {e}") from e
+        if not isinstance(data, dict):
+            raise TrainConfigError(f"config file {path} must hold a mapping at the top level")
+    for assignment in overrides or []:
+        apply_override(data, assignment)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise TrainConfigError(_describe(e, source)) from None

@@ -1,0 +1,181 @@
+"""Batches streamed from the token shards of a `manifest.json`, through memory maps.
+
+A split is read as windows of `block_size + 1` tokens (window i of a shard starts at token i·block_size).
+The order is a pure function of (seed, epoch): shards are permuted per epoch and windows within each shard
+are permuted per (epoch, shard). A global cursor walks that order; each optimizer micro-step takes the
+next `world_size × batch_size` windows and rank r keeps the r-th slice of `batch_size`. The cursor
+(epoch, shard position, window position) is the whole state, so a resumed run sees exactly the batches it
+would have seen, and the global stream does not depend on how it is split over ranks.
+
+Windows cross document boundaries (documents are separated by the manifest's BOS id, as in GPT-2/nanoGPT
+pretraining); only the `block_size + 1` tokens of a window are ever read from a shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from corpus.shards import ShardError, ShardInfo, TokenDataset, encode_shard, open_shard, sha256_file, shard_format
+
+
+def check_tokenizer(ds: TokenDataset) -> Path:
+    """The manifest's tokenizer file, after checking it exists and matches the manifest's sha256."""
+    tok = ds.manifest.get("tokenizer") or {}
+    if "file" not in tok:
+        raise ShardError(f"{ds.manifest_path}: manifest names no tokenizer file")
+    path = ds.root / tok["file"]
+    if not path.exists():
+        raise ShardError(f"{path}: tokenizer named in the manifest is missing")
+    if tok.get("sha256") and sha256_file(path) != tok["sha256"]:
+        raise ShardError(f"{path}: tokenizer sha256 does not match the manifest {ds.manifest_path} "
+                         "(the shards were encoded with a different tokenizer)")
+    return path
+
+
+class ShardStream:
+    """Deterministic, resumable, rank-sharded (x, y) batches from one split of a TokenDataset."""
+
+    def __init__(self, ds: TokenDataset, split: str, block_size: int, batch_size: int, *, seed: int = 0,
+                 shuffle: bool = True, rank: int = 0, world_size: int = 1, verify_checksums: bool = True,
+                 vocab_size: int | None = None):
+        self.ds, self.split, self.T, self.B = ds, split, block_size, batch_size
+        self.seed, self.shuffle, self.rank, self.world = seed, shuffle, rank, world_size
+        self.verify, self.vocab_size = verify_checksums, vocab_size
+        self.shards: list[ShardInfo] = ds.split(split)
+        if not self.shards:
+            raise ShardError(f"{ds.manifest_path}: no '{split}' shards in the manifest")
+        self.n_windows = [max(0, (s.tokens - 1) // block_size) for s in self.shards]
+        if sum(self.n_windows) == 0:
+            raise ShardError(f"{ds.manifest_path}: no '{split}' shard holds more than block_size={block_size} tokens")
+        # Check every shard's header and size (and sha256 when asked) now, so that a bad shard stops the run
+        # at start-up rather than hours in, when the stream first reaches it.
+        for info in self.shards:
+            open_shard(ds.root / info.name, info.tokens, info.sha256 if verify_checksums else None)
+        self._maps: dict[int, np.ndarray] = {}
+        self.reset()
+
+    # -- order ------------------------------------------------------------------------------------------
+    def _rng(self, *keys: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, *keys])
+
+    def _shard_order(self) -> np.ndarray:
+        n = len(self.shards)
+        return self._rng(self.epoch).permutation(n) if self.shuffle else np.arange(n)
+
+    def _window_order(self, shard: int) -> np.ndarray:
+        n = self.n_windows[shard]
+        return self._rng(self.epoch, shard + 1).permutation(n) if self.shuffle else np.arange(n)
+
+    def reset(self) -> None:
+        self.load_state_dict({"epoch": 0, "shard_pos": 0, "window_pos": 0})
+
+    def state_dict(self) -> dict:
+        return {"split": self.split, "epoch": self.epoch, "shard_pos": self.shard_pos, "window_pos": self.window_pos,
+                "seed": self.seed, "block_size": self.T, "windows_per_step": self.B * self.world}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, mine in (("seed", self.seed), ("block_size", self.T)):
+            if key in state and state[key] != mine:
+                raise ValueError(f"data position was saved with {key}={state[key]}, this run uses {mine}; "
+                                 "resuming would not reproduce the batch order")
+        self.epoch, self.shard_pos, self.window_pos = state["epoch"], state["shard_pos"], state["window_pos"]
+        self._order = self._shard_order()
+        self._windows: tuple[int, np.ndarray] | None = None
+
+    def _next_window(self) -> tuple[int, int]:
+        """Advance the global cursor by one window; return (shard index, window index)."""
+        while True:
+            if self.shard_pos >= len(self.shards):
+                self.epoch, self.shard_pos, self.window_pos = self.epoch + 1, 0, 0
+                self._order = self._shard_order()
+            shard = int(self._order[self.shard_pos])
+            if self.window_pos < self.n_windows[shard]:
+                if self._windows is None or self._windows[0] != shard:
+                    self._windows = (shard, self._window_order(shard))
+                w = int(self._windows[1][self.window_pos])
+                self.window_pos += 1
+                return shard, w
+            self.shard_pos, self.window_pos = self.shard_pos + 1, 0
+
+    # -- reading ----------------------------------------------------------------------------------------
+    def _map(self, shard: int) -> np.ndarray:
+        if shard not in self._maps:
+            info = self.shards[shard]
+            arr = open_shard(self.ds.root / info.name, info.tokens)  # checksum already verified in __init__
+            if len(self._maps) >= 4:  # keep a few maps open; shards are visited one after another
+                self._maps.pop(next(iter(self._maps)))
+            self._maps[shard] = arr
+        return self._maps[shard]
+
+    def next_batch(self, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        picks = [self._next_window() for _ in range(self.B * self.world)]
+        mine = picks[self.rank * self.B:(self.rank + 1) * self.B]
+        rows = np.empty((self.B, self.T + 1), dtype=np.int64)
+        for i, (shard, w) in enumerate(mine):
+            rows[i] = self._map(shard)[w * self.T:w * self.T + self.T + 1]
+            if self.vocab_size is not None and rows[i].max() >= self.vocab_size:
+                raise ShardError(f"{self.ds.root / self.shards[shard].name}: token id {int(rows[i].max())} "
+                                 f"is outside the model's vocabulary of {self.vocab_size}")
+        t = torch.from_numpy(rows)
+        x, y = t[:, :-1], t[:, 1:]
+        if torch.device(device).type == "cuda":
+            return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
+        return x.contiguous(), y.contiguous()
+
+
+def write_shards_from_texts(texts: list[str], out_dir: str | Path, tokenizer_path: str | Path,
+                            shard_tokens: int = 1 << 20, val_fraction: float = 0.1) -> Path:
+    """Encode texts into shards + manifest.json in the layout `corpus tokenize` writes; for small local data and
+    tests (the Spark job is the way for real corpora). A document goes to val when a hash of its index and
+    text falls under val_fraction; returns the manifest path."""
+    from corpus.tokenizer import BOS_ID, CHAT_TOKENS, EOS_ID, PAD_ID, load_tokenizer
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = out / "tokenizer.model"
+    if Path(tokenizer_path).resolve() != model.resolve():
+        model.write_bytes(Path(tokenizer_path).read_bytes())
+    sp = load_tokenizer(model)
+    vocab = sp.vocab_size()
+    _, _, dtype = shard_format(vocab)
+    splits: dict[str, list[np.ndarray]] = {"train": [], "val": []}
+    for i, (text, ids) in enumerate(zip(texts, sp.encode(list(texts)), strict=True)):
+        h = int.from_bytes(hashlib.sha256(f"{i}\0{text}".encode()).digest()[:8], "big") / 2**64
+        splits["val" if h < val_fraction else "train"].append(np.asarray([BOS_ID, *ids], dtype=np.int64))
+    shards = []
+    for split, docs in splits.items():
+        parts, size, n, count = [], 0, 0, 0
+        for j, doc in enumerate(docs):
+            parts.append(doc)
+            size += len(doc)
+            count += 1
+            if size >= shard_tokens or j == len(docs) - 1:
+                name = f"{split}_00000_{n:04d}.bin"
+                data = encode_shard(np.concatenate(parts).astype(dtype), vocab)
+                (out / name).write_bytes(data)
+                shards.append({"name": name, "split": split, "tokens": size, "documents": count,
+                               "sha256": hashlib.sha256(data).hexdigest()})
+                parts, size, n, count = [], 0, n + 1, 0
+    magic, version, dtype = shard_format(vocab)
+    manifest = {
+        "format": {"magic": magic, "version": version, "dtype": np.dtype(dtype).name, "header_int32": 256},
+        "tokenizer": {"file": "tokenizer.model", "sha256": sha256_file(model), "vocab_size": vocab,
+                      "bos_id": BOS_ID, "eos_id": EOS_ID, "pad_id": PAD_ID,
+                      "chat_tokens": {t: sp.piece_to_id(t) for t in CHAT_TOKENS}},
+        "document_separator": {"id": BOS_ID, "position": "before each document"},
+        "shards": shards,
+        "splits": {s: {"shards": sum(1 for x in shards if x["split"] == s),
+                       "tokens": sum(x["tokens"] for x in shards if x["split"] == s),
+                       "documents": sum(x["documents"] for x in shards if x["split"] == s)} for s in ("train", "val")},
+        "source_runs": ["write_shards_from_texts"],
+        "val_fraction": val_fraction,
+        "shard_tokens": shard_tokens,
+    }
+    path = out / "manifest.json"
+    path.write_text(json.dumps(manifest, indent=2))
+    return path

@@ -1,0 +1,238 @@
+"""A GPT decoder in the spirit of nanoGPT's model.py, with the modern choices of small open models.
+
+RoPE positions, RMSNorm (pre-norm), SwiGLU MLP (or ReLU²), optional QK-norm, optional tied input/output
+embeddings, no biases, attention through `F.scaled_dot_product_attention`, and a KV cache for generation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 2048
+    block_size: int = 128  # longest sequence; RoPE tables and KV caches are sized by it
+    n_layer: int = 4
+    n_head: int = 4
+    d_model: int = 128
+    mlp: str = "swiglu"  # "swiglu" | "relu2"
+    mlp_hidden: int | None = None  # default: 8/3·d rounded up to 64 for SwiGLU (same params as 4·d), 4·d for ReLU²
+    qk_norm: bool = False
+    tie_embeddings: bool = True
+    dropout: float = 0.0
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-5
+
+    def __post_init__(self):
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "d_model"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"model.{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.d_model % self.n_head:
+            raise ValueError(f"model.d_model ({self.d_model}) must be divisible by model.n_head ({self.n_head})")
+        if (self.d_model // self.n_head) % 2:
+            raise ValueError(f"model.d_model / model.n_head = {self.d_model // self.n_head} must be even for RoPE")
+        if self.mlp not in ("swiglu", "relu2"):
+            raise ValueError(f"model.mlp must be 'swiglu' or 'relu2', got {self.mlp!r}")
+        if self.mlp_hidden is not None and self.mlp_hidden < 1:
+            raise ValueError(f"model.mlp_hidden must be positive, got {self.mlp_hidden}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_head
+
+    @property
+    def hidden(self) -> int:
+        if self.mlp_hidden:
+            return self.mlp_hidden
+        if self.mlp == "swiglu":
+            return 64 * math.ceil(8 * self.d_model / 3 / 64)
+        return 4 * self.d_model
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> GPTConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model settings: {sorted(unknown)}")
+        return cls(**d)
+
+
+def rope_tables(cfg: GPTConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, cfg.head_dim, 2, dtype=torch.float32) / cfg.head_dim))
+    angles = torch.outer(torch.arange(cfg.block_size, dtype=torch.float32), inv_freq)  # (T, hd/2)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (first half, second half) of each head's channels; x is (B, H, T, hd).
+
+    Computed in x's dtype, as Llama does: under bf16 autocast an fp32 round trip costs two extra passes over q and
+    k, and the tables themselves are exact in fp32 (only their rounded values enter bf16).
+    """
+    x1, x2 = x.chunk(2, dim=-1)
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
+class RMSNorm(nn.RMSNorm):
+    """RMSNorm computed in float32: precise under bf16 autocast, and it keeps torch on its fused kernel, which
+    refuses a bf16 input with a float32 gain."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x.float(), self.normalized_shape, self.weight, self.eps).type_as(x)
+
+
+class KVCache:
+    """Preallocated keys/values per layer, so decoding a token never reallocates or copies the past."""
+
+    def __init__(self, cfg: GPTConfig, batch: int, device, dtype=torch.float32):
+        shape = (batch, cfg.n_head, cfg.block_size, cfg.head_dim)
+        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
+        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
+        self.length = 0  # positions filled so far (advanced by GPT.forward after all layers ran)
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        end = self.length + k.size(2)
+        self.k[layer][:, :, self.length:end] = k
+        self.v[layer][:, :, self.length:end] = v
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: GPTConfig, layer: int):
+        super().__init__()
+        self.cfg, self.layer = cfg, layer
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.proj.residual = True  # scaled init, see GPT._init_weights
+        if cfg.qk_norm:  # normalizing q and k per head bounds attention logits, which tolerates higher lr
+            self.q_norm = RMSNorm(cfg.head_dim, eps=cfg.norm_eps)
+            self.k_norm = RMSNorm(cfg.head_dim, eps=cfg.norm_eps)
+
+    def forward(self, x, cos, sin, cache: KVCache | None = None):
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.cfg.n_head, self.cfg.head_dim).permute(2, 0, 3, 1, 4)
+        if self.cfg.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        past = 0
+        if cache is not None:
+            past = cache.length
+            k, v = cache.update(self.layer, k, v)
+        dropout = self.cfg.dropout if self.training else 0.0
+        if past == 0:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)
+        elif T == 1:  # one new token attends to everything before it: no mask needed
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+        else:  # several new tokens after a cached prefix: causal mask offset by the prefix length
+            mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+        y = y.transpose(1, 2).reshape(B, T, C)
+        return self.proj(y)
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.kind = cfg.mlp
+        self.up = nn.Linear(cfg.d_model, (2 if cfg.mlp == "swiglu" else 1) * cfg.hidden, bias=False)
+        self.down = nn.Linear(cfg.hidden, cfg.d_model, bias=False)
+        self.down.residual = True
+
+    def forward(self, x):
+        if self.kind == "swiglu":
+            gate, up = self.up(x).chunk(2, dim=-1)
+            return self.down(F.silu(gate) * up)
+        return self.down(F.relu(self.up(x)).square())
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: GPTConfig, layer: int):
+        super().__init__()
+        self.norm1 = RMSNorm(cfg.d_model, eps=cfg.norm_eps)
+        self.attn = Attention(cfg, layer)
+        self.norm2 = RMSNorm(cfg.d_model, eps=cfg.norm_eps)
+        self.mlp = MLP(cfg)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, cos, sin, cache=None):
+        x = x + self.drop(self.attn(self.norm1(x), cos, sin, cache))
+        return x + self.drop(self.mlp(self.norm2(x)))
+
+
+class GPT(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer))
+        self.norm = RMSNorm(cfg.d_model, eps=cfg.norm_eps)
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            self.lm_head.weight = self.wte.weight
+        cos, sin = rope_tables(cfg)
+        # Not persistent: derived from the config, so checkpoints hold only learned weights.
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        self.apply(self._init_weights)
+
+    def _init_weights(self, m: nn.Module):
+        if isinstance(m, nn.Linear):
+            # GPT-2: residual-branch outputs scaled by 1/sqrt(2·layers) so the residual stream's variance stays flat.
+            std = 0.02 / math.sqrt(2 * self.cfg.n_layer) if getattr(m, "residual", False) else 0.02
+            nn.init.normal_(m.weight, mean=0.0, std=std)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, mean=0.0, std=0.02)
+
+    def num_params(self, non_embedding: bool = False) -> int:
+        n = sum(p.numel() for p in self.parameters())  # parameters() yields a tied weight once
+        return n - self.wte.weight.numel() if non_embedding else n
+
+    def flops_per_token(self) -> float:
+        """Training FLOPs per token (PaLM appendix B): 6 × matmul params + 12 × layers × d × T for attention.
+
+        Matmul params are the blocks' plus the output projection (V × d), whether or not it is tied.
+        """
+        c = self.cfg
+        matmul = self.num_params(non_embedding=True) + c.vocab_size * c.d_model * (1 if c.tie_embeddings else 0)
+        return 6 * matmul + 12 * c.n_layer * c.d_model * c.block_size
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None):
+        """Logits for every position (training) or only the last one (inference); loss when targets are given."""
+        B, T = idx.shape
+        start = cache.length if cache is not None else 0
+        if start + T > self.cfg.block_size:
+            raise ValueError(f"sequence of {start + T} tokens exceeds block_size {self.cfg.block_size}")
+        cos, sin = self.rope_cos[start:start + T], self.rope_sin[start:start + T]
+        x = self.drop(self.wte(idx))
+        for block in self.blocks:
+            x = block(x, cos, sin, cache)
+        if cache is not None:
+            cache.length += T
+        x = self.norm(x)
+        if targets is None:
+            return self.lm_head(x[:, -1:]).float(), None
+        logits = self.lm_head(x).float()  # float: a bf16 softmax over the vocabulary loses precision
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
+        return logits, loss
+
+    def configure_optimizer(self, lr: float, weight_decay: float, betas: tuple[float, float], device_type: str):
+        """AdamW with decay on matrices only: norms' gains are left alone (nanoGPT's split)."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
+        return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=device_type == "cuda")
