@@ -107,6 +107,36 @@ def reference_loop(data: np.ndarray, vocab: int, cfg, dtype: str, steps: int) ->
     return times, model.flops_per_token(), sum(p.numel() for p in model.parameters())
 
 
+def hf_gpt2_loop(data: np.ndarray, vocab: int, cfg, dtype: str, steps: int):
+    """The issue's peer: Hugging Face transformers GPT2LMHeadModel, same width/depth/heads/context, same loop."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    m, t = cfg.model, cfg.train
+    torch.manual_seed(0)
+    conf = GPT2Config(vocab_size=vocab, n_positions=m.block_size, n_embd=m.d_model, n_layer=m.n_layer,
+                      n_head=m.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    model = GPT2LMHeadModel(conf, attn_implementation="sdpa")
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, betas=(t.beta1, t.beta2), weight_decay=t.weight_decay)
+    ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if dtype == "bfloat16" else contextlib.nullcontext
+    rng = np.random.default_rng(0)
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        for _ in range(t.grad_accum):
+            ix = rng.integers(0, len(data) - m.block_size - 1, t.batch_size)
+            x = torch.from_numpy(np.stack([data[i:i + m.block_size] for i in ix]).astype(np.int64))
+            with ctx():
+                loss = model(input_ids=x, labels=x).loss
+            (loss / t.grad_accum).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        loss.item()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
 # -- helpers ----------------------------------------------------------------------------------------------------------
 def make_data(root: Path) -> Path:
     from corpus.tokenizer import train_tokenizer
@@ -157,6 +187,7 @@ def main() -> None:
                 cfg = load_config(REPO / "conf" / "train" / f"{name}.yaml", sets)
                 tokens_per_step = cfg.train.batch_size * cfg.model.block_size * cfg.train.grad_accum
                 ref_times, ref_fpt, ref_params = reference_loop(train_tokens, vocab, cfg, dtype, args.steps)
+                hf_times = hf_gpt2_loop(train_tokens, vocab, cfg, dtype, args.steps)
                 out = Path(tmp) / f"run-{name}-{dtype}"
                 pretrain(cfg, data_dir, out, quiet=True)
                 recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
@@ -166,24 +197,28 @@ def main() -> None:
                 model = GPT(cfg.gpt_config(vocab))
                 ours_rate = tokens_per_step / statistics.median(ours_times[3:])
                 ref_rate = tokens_per_step / statistics.median(ref_times[3:])
+                hf_rate = tokens_per_step / statistics.median(hf_times[3:])
                 rows.append({
                     "config": name, "dtype": dtype, "params_ours": model.num_params(), "params_ref": ref_params,
                     "tokens_per_step": tokens_per_step, "ours_tok_s": ours_rate, "ref_tok_s": ref_rate,
-                    "ratio": ours_rate / ref_rate,
+                    "ratio": ours_rate / ref_rate, "hf_tok_s": hf_rate, "hf_ratio": ours_rate / hf_rate,
                     "ours_mfu": ours_rate * model.flops_per_token() / peaks[dtype],
                     "ref_mfu": ref_rate * ref_fpt / peaks[dtype],
                 })
                 r = rows[-1]
                 print(f"{name:>5} {dtype:>8} | ours {r['ours_tok_s']:>9,.0f} tok/s mfu {100 * r['ours_mfu']:5.1f}% "
                       f"({r['params_ours'] / 1e6:.2f}M) | ref {r['ref_tok_s']:>9,.0f} tok/s mfu "
-                      f"{100 * r['ref_mfu']:5.1f}% ({r['params_ref'] / 1e6:.2f}M) | ours/ref {r['ratio']:.2f}",
+                      f"{100 * r['ref_mfu']:5.1f}% ({r['params_ref'] / 1e6:.2f}M) | ours/ref {r['ratio']:.2f} | "
+                      f"HF GPT-2 {r['hf_tok_s']:>9,.0f} tok/s, ours/HF {r['hf_ratio']:.2f}",
                       flush=True)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
-    print("\n| config | dtype | ours tok/s | ours MFU | nanoGPT-style tok/s | ref MFU | ours/ref |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("\n| config | dtype | ours tok/s | ours MFU | nanoGPT-style tok/s | ref MFU | ours/ref | HF GPT-2 tok/s |"
+          " ours/HF |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['config']} | {r['dtype']} | {r['ours_tok_s']:,.0f} | {100 * r['ours_mfu']:.1f}% | "
-              f"{r['ref_tok_s']:,.0f} | {100 * r['ref_mfu']:.1f}% | {r['ratio']:.2f} |")
+              f"{r['ref_tok_s']:,.0f} | {100 * r['ref_mfu']:.1f}% | {r['ratio']:.2f} | {r['hf_tok_s']:,.0f} | "
+              f"{r['hf_ratio']:.2f} |")
     for cfg_name in sorted({r["config"] for r in rows}):
         by = {r["dtype"]: r for r in rows if r["config"] == cfg_name}
         if "float32" in by and "bfloat16" in by:
