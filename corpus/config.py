@@ -7,10 +7,11 @@ submit fails on the driver before any task starts.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from corpus.yamlconf import apply_override, read_mapping, validate
 
 DEFAULT_CONF = Path(__file__).resolve().parent.parent / "conf" / "pipeline.yaml"
 
@@ -204,55 +205,12 @@ class PipelineConf(_Strict):
         return v
 
 
-def _apply_override(data: dict[str, Any], assignment: str) -> None:
-    if "=" not in assignment:
-        raise ConfigError(f"--set expects key.path=value, got {assignment!r}")
-    key, raw = assignment.split("=", 1)
-    parts = [p for p in key.strip().split(".") if p]
-    if not parts:
-        raise ConfigError(f"--set has an empty key in {assignment!r}")
-    node = data
-    for part in parts[:-1]:
-        child = node.get(part)
-        if child is None:
-            child = {}
-            node[part] = child
-        if not isinstance(child, dict):
-            raise ConfigError(f"--set {key}: {part!r} is not a section")
-        node = child
-    node[parts[-1]] = yaml.safe_load(raw)
-
-
-def _describe(error: ValidationError) -> str:
-    lines = []
-    for e in error.errors():
-        field = ".".join(str(p) for p in e["loc"])
-        msg = e["msg"]
-        if e["type"] == "literal_error":
-            msg = f"{msg} (got {e['input']!r})"
-        elif e["type"] == "extra_forbidden":
-            msg = "unknown setting"
-        lines.append(f"  {field}: {msg}")
-    return "invalid pipeline configuration:\n" + "\n".join(lines)
-
-
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> PipelineConf:
     """Load `path` (default conf/pipeline.yaml), apply `--set` overrides, validate."""
-    path = Path(path) if path else DEFAULT_CONF
-    if not path.exists():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    data = read_mapping(Path(path) if path else DEFAULT_CONF, ConfigError)
     for assignment in overrides or []:
-        _apply_override(data, assignment)
-    try:
-        return PipelineConf.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(_describe(e)) from None
+        apply_override(data, assignment, ConfigError)
+    return validate(PipelineConf, data, "invalid pipeline configuration", ConfigError)
 
 
 def config_from_json(text: str) -> PipelineConf:

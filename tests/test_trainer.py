@@ -256,7 +256,7 @@ def test_tokenizer_mismatch_with_manifest(synthetic, shakespeare, tmp_path):
     ("train.batch_size=0", "train.batch_size: Input should be greater than or equal to 1"),
     ("train.min_lr=1.0", r"min_lr \(1.0\) must not exceed lr"),
     ("model.mlp=gelu", "model.mlp: Input should be 'swiglu' or 'relu2'"),
-    ("train", "--set expects section.key=value"),
+    ("train", "--set expects key.path=value"),
 ])
 def test_bad_config_value_names_the_setting(override, message):
     with pytest.raises(TrainConfigError, match=message):

@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from corpus.yamlconf import apply_override as shared_override
+from corpus.yamlconf import read_mapping, validate
 from trainer.model import GPTConfig
 
 
@@ -85,50 +86,12 @@ class Config(BaseModel):
 
 
 def apply_override(data: dict[str, Any], assignment: str) -> None:
-    if "=" not in assignment:
-        raise TrainConfigError(f"--set expects section.key=value, got {assignment!r}")
-    key, raw = assignment.split("=", 1)
-    parts = [p for p in key.strip().split(".") if p]
-    if not parts:
-        raise TrainConfigError(f"--set has an empty key in {assignment!r}")
-    node = data
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise TrainConfigError(f"--set {key}: {part!r} is not a section")
-    node[parts[-1]] = yaml.safe_load(raw)
-
-
-def _describe(error: ValidationError, source: str) -> str:
-    lines = []
-    for e in error.errors():
-        field = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown setting"
-        elif "input" in e and e["type"] != "value_error":
-            msg = f"{msg} (got {e['input']!r})"
-        lines.append(f"  {field}: {msg}")
-    return f"invalid training configuration {source}:\n" + "\n".join(lines)
+    shared_override(data, assignment, TrainConfigError)
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
-    data: dict[str, Any] = {}
-    source = "(defaults)"
-    if path is not None:
-        path = Path(path)
-        source = str(path)
-        if not path.exists():
-            raise TrainConfigError(f"config file not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise TrainConfigError(f"config file {path} is not valid YAML: {e}") from e
-        if not isinstance(data, dict):
-            raise TrainConfigError(f"config file {path} must hold a mapping at the top level")
+    data: dict[str, Any] = read_mapping(Path(path), TrainConfigError) if path is not None else {}
+    source = str(path) if path is not None else "(defaults)"
     for assignment in overrides or []:
         apply_override(data, assignment)
-    try:
-        return Config.model_validate(data)
-    except ValidationError as e:
-        raise TrainConfigError(_describe(e, source)) from None
+    return validate(Config, data, f"invalid training configuration {source}", TrainConfigError)
