@@ -62,6 +62,7 @@ def datatrove_check(flt, text: str) -> tuple[str | None, str]:
 def clear_caches() -> None:
     words._CHUNKS.clear()
     words._words.cache_clear()
+    words._spacy_data()._kinds.clear()
 
 
 def time_per_doc(fn, texts: list[str], repeats: int) -> tuple[float, list]:

@@ -27,9 +27,10 @@ import math
 import re
 from collections import Counter
 from collections.abc import Mapping
-from itertools import accumulate, compress
+from itertools import accumulate
 from operator import itemgetter
 
+import numpy as np
 from datatrove.pipeline.filters.c4_filters import CITATION_REGEX, END_PUNCTUATION, POLICY_SUBSTRINGS
 from datatrove.pipeline.filters.gopher_quality_filter import STOP_WORDS
 from datatrove.utils.text import PUNCTUATION_SET, TERMINAL_PUNCTUATION
@@ -72,31 +73,77 @@ def duplicated_ngram_chars(words: tuple[str, ...], n: int) -> int:
     Keys are ``"".join`` of the words like datatrove's, so distinct word tuples that concatenate to the
     same string collide exactly as they do there.
     """
-    m = len(words) - n + 1
-    if m <= 0:
-        return 0
-    concat = "".join(words)
-    offsets = list(accumulate(map(len, words), initial=0))
-    keys = list(map(concat.__getitem__, map(slice, offsets, offsets[n:])))
-    counts = Counter(keys)
-    if len(counts) == m:
-        return 0
-    # Only n-grams occurring twice or more can ever be counted; other positions just advance by one,
-    # so walking the repeated positions alone gives the same result as datatrove's full walk.
-    repeated_keys = set(compress(counts.keys(), map((1).__lt__, counts.values())))
-    seen: set[str] = set()
-    repeated, next_pos = 0, 0
-    for i in compress(range(m), map(repeated_keys.__contains__, keys)):
-        if i < next_pos:
-            continue
-        key = keys[i]
-        if key in seen:
-            repeated += len(key)
-            next_pos = i + n
-        else:
-            seen.add(key)
-            next_pos = i + 1
-    return repeated
+    return _NgramKeys(words).duplicated_chars(n)
+
+
+_HASH_BASE = 0x9E3779B97F4A7C15  # odd, so invertible modulo 2**64
+_HASH_BASE_INV = pow(_HASH_BASE, -1, 1 << 64)
+
+
+def _powers(base: int, count: int) -> np.ndarray:
+    out = np.empty(count, dtype=np.uint64)
+    out[0] = 1
+    out[1:] = base
+    return np.cumprod(out, dtype=np.uint64)  # wraps modulo 2**64
+
+
+class _NgramKeys:
+    """Hashes of the ``"".join`` keys of all n-grams of ``words`` (polynomial hash of the characters
+    modulo 2**64, numpy-vectorized), shared by every n.
+
+    Equal strings have equal hashes, so an n-gram whose hash occurs once occurs once as a string: only
+    positions with a repeated hash are looked at, with their real string keys, in datatrove's walk.
+    """
+
+    def __init__(self, words: tuple[str, ...]):
+        self.words = words
+        self.concat = concat = "".join(words)
+        self.offsets = list(accumulate(map(len, words), initial=0))
+        self._prefix: np.ndarray | None = None
+        self._inverse: np.ndarray | None = None
+        self._offsets = np.array(self.offsets, dtype=np.intp)
+        self._concat_len = len(concat)
+
+    def _hashes(self, n: int) -> np.ndarray:
+        if self._prefix is None:
+            size = self._concat_len
+            codes = np.frombuffer(self.concat.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+            prefix = np.zeros(size + 1, dtype=np.uint64)
+            np.cumsum(codes * _powers(_HASH_BASE, size), dtype=np.uint64, out=prefix[1:])
+            self._prefix, self._inverse = prefix, _powers(_HASH_BASE_INV, size + 1)
+        starts, ends = self._offsets[: len(self.words) - n + 1], self._offsets[n:]
+        # hash of concat[s:e] = sum(c_j * B**(j - s)), independent of s
+        return (self._prefix[ends] - self._prefix[starts]) * self._inverse[starts]
+
+    def duplicated_chars(self, n: int) -> int:
+        m = len(self.words) - n + 1
+        if m <= 1:
+            return 0
+        hashes = self._hashes(n)
+        order = np.argsort(hashes, kind="stable")
+        same = hashes[order[1:]] == hashes[order[:-1]]
+        if not same.any():
+            return 0
+        repeated_hash = np.zeros(m, dtype=bool)
+        repeated_hash[1:] = same
+        repeated_hash[:-1] |= same
+        positions = np.sort(order[repeated_hash]).tolist()
+        # datatrove's walk over those positions only: any other position holds an n-gram seen once,
+        # which would just advance by one; extra positions (hash collisions) do the same
+        concat, offsets = self.concat, self.offsets
+        seen: set[str] = set()
+        repeated, next_pos = 0, 0
+        for i in positions:
+            if i < next_pos:
+                continue
+            key = concat[offsets[i] : offsets[i + n]]
+            if key in seen:
+                repeated += len(key)
+                next_pos = i + n
+            else:
+                seen.add(key)
+                next_pos = i + 1
+        return repeated
 
 
 class GopherRepetitionFilter:
@@ -139,8 +186,9 @@ class GopherRepetitionFilter:
             top = top_ngram_chars(words, n)
             if top is not None and top / len(text) > n_frac:
                 return f"top_{n}_gram"
+        keys = _NgramKeys(words)
         for n, n_frac in self.dup_n_grams:
-            if duplicated_ngram_chars(words, n) / len(text) > n_frac:
+            if keys.duplicated_chars(n) / len(text) > n_frac:
                 return f"duplicated_{n}_n_grams"
         return None
 
@@ -201,15 +249,11 @@ class GopherQualityFilter:
         return {
             "n_words": n_words,
             "n_non_symbol_words": len(non_symbol_lengths),
-            "avg_word_length": (
-                sum(non_symbol_lengths) / len(non_symbol_lengths) if non_symbol_lengths else math.nan
-            ),
+            "avg_word_length": (sum(non_symbol_lengths) / len(non_symbol_lengths) if non_symbol_lengths else math.nan),
             "hash_ratio": _ratio(text.count("#"), n_words),
             "ellipsis_ratio": _ratio(text.count(_ELLIPSIS) + text.count("…"), n_words),
             "bullet_lines_ratio": _ratio(sum(s.lstrip().startswith(("•", "-")) for s in lines), len(lines)),
-            "end_ellipsis_lines_ratio": _ratio(
-                sum(s.rstrip().endswith((_ELLIPSIS, "…")) for s in lines), len(lines)
-            ),
+            "end_ellipsis_lines_ratio": _ratio(sum(s.rstrip().endswith((_ELLIPSIS, "…")) for s in lines), len(lines)),
             "alpha_words_ratio": _ratio(sum(map(_has_alpha, words)), n_words),
             "n_stop_words": len(self.stop_words.intersection(words)),
         }
@@ -406,9 +450,7 @@ class QualityChain:
         unknown = set(config) - set(STAGES)
         if unknown:
             raise ValueError(f"unknown quality stages: {sorted(unknown)}; expected {STAGES}")
-        self.stages = [
-            (name, _STAGE_CLASSES[name](**config[name])) for name in STAGES if config.get(name) is not None
-        ]
+        self.stages = [(name, _STAGE_CLASSES[name](**config[name])) for name in STAGES if config.get(name) is not None]
 
     def check(self, text: str) -> tuple[str | None, str | None, str]:
         """(failing stage or None, its reason or None, text after the stages run)."""

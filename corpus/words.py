@@ -42,19 +42,28 @@ _PLAIN, _PUNCT, _PERIOD = 0, 1, 2
 class _Chunk:
     """spaCy's tokens for one non-space chunk, plus what the sentencizer needs from them."""
 
-    __slots__ = ("tokens", "kinds", "poison", "heads", "tails", "trans")
+    __slots__ = ("tokens", "kinds", "poison", "heads", "tails", "follows", "trans")
 
     def __init__(self, unit: str, tokens: tuple[str, ...], poison: bool = False):
         self.tokens = tokens
         self.poison = poison or _POISON in tokens
         spacy_data = _spacy_data()
-        self.kinds = tuple(_token_kind(t, spacy_data) for t in tokens)
+        self.kinds = kinds = tuple(map(spacy_data.token_kind, tokens))
         # pattern tokens this unit could start / end with (strings, since the tokens the special
         # matcher sees are those before its own rewrites, which we never observe)
         self.heads = spacy_data.pattern_heads(unit)
         self.tails = spacy_data.pattern_tails(unit)
+        # pattern tokens that may follow one of ``tails`` across a space (empty: no risk after us)
+        self.follows = spacy_data.follows(self.tails)
         # trans[state] = (sentence starts inside the chunk, state after it); state = "seen a period"
-        self.trans = (_run_kinds(self.kinds, False), _run_kinds(self.kinds, True))
+        trans = _TRANS.get(kinds)
+        if trans is None:
+            trans = _TRANS[kinds] = (_run_kinds(kinds, False), _run_kinds(kinds, True))
+        self.trans = trans
+
+
+_TRANS: dict[tuple[int, ...], tuple[tuple[int, bool], tuple[int, bool]]] = {}
+_EMPTY: frozenset[str] = frozenset()
 
 
 def _run_kinds(kinds: tuple[int, ...], seen: bool) -> tuple[int, bool]:
@@ -87,6 +96,7 @@ class _SpacyData:
         self.nlp.add_pipe("sentencizer")
         self.is_punct = is_punct
         self.punct_chars = frozenset(Sentencizer.default_punct_chars)
+        self._kinds: dict[str, int] = {}
         tok = self.nlp.tokenizer
         bare = Tokenizer(
             self.nlp.vocab,
@@ -107,14 +117,108 @@ class _SpacyData:
         self.pair_firsts = frozenset(a for a, _ in self.pair_patterns)
         self.pair_seconds = frozenset(b for _, b in self.pair_patterns)
         self.max_piece = max(map(len, self.pair_firsts | self.pair_seconds))
+        # cheap pre-checks: a piece can only start / end a unit with its own first / last character
+        self._second_starts = frozenset(b[0] for b in self.pair_seconds)
+        self._first_ends = frozenset(a[-1] for a in self.pair_firsts)
+        follow_sets: dict[str, set[str]] = {}
+        for a, b in self.pair_patterns:
+            follow_sets.setdefault(a, set()).add(b)
+        self._follow_sets = {a: frozenset(bs) for a, bs in follow_sets.items()}
+        self._follows_memo: dict[frozenset[str], frozenset[str]] = {_EMPTY: _EMPTY}
+        # fast path (see ``fast_tokens``): special-case strings and the suffix regex
+        self.rules = frozenset(tok.rules)
+        self.prefix_search = tok.prefix_search
+        self.suffix_search = tok.suffix_search
+        self.fast_path = tok.token_match is None
+
+    def token_kind(self, token: str) -> int:
+        kind = self._kinds.get(token)
+        if kind is None:
+            kind = _token_kind(token, self)
+            if len(self._kinds) < _CACHE_MAX:
+                self._kinds[token] = kind
+        return kind
 
     def pattern_heads(self, unit: str) -> frozenset[str]:
+        if unit[0] not in self._second_starts:
+            return _EMPTY
         prefixes = (unit[:k] for k in range(1, min(len(unit), self.max_piece) + 1))
-        return frozenset(p for p in prefixes if p in self.pair_seconds)
+        return frozenset(p for p in prefixes if p in self.pair_seconds) or _EMPTY
 
     def pattern_tails(self, unit: str) -> frozenset[str]:
+        if unit[-1] not in self._first_ends:
+            return _EMPTY
         suffixes = (unit[-k:] for k in range(1, min(len(unit), self.max_piece) + 1))
-        return frozenset(p for p in suffixes if p in self.pair_firsts)
+        return frozenset(p for p in suffixes if p in self.pair_firsts) or _EMPTY
+
+    def follows(self, tails: frozenset[str]) -> frozenset[str]:
+        """Pattern pieces that directly follow one of ``tails`` in some special-case pattern."""
+        out = self._follows_memo.get(tails)
+        if out is None:
+            out = frozenset().union(*(self._follow_sets.get(a, ()) for a in tails)) or _EMPTY
+            self._follows_memo[tails] = out
+        return out
+
+    def fast_tokens(self, unit: str) -> tuple[str, ...] | None:
+        """spaCy's tokens for ``unit`` when it is a run of ASCII letters or of ASCII digits with optional
+        punctuation around it; None when spaCy itself must decide.
+
+        Replays spaCy's ``Tokenizer._split_affixes`` / ``_attach_tokens`` (spaCy 3.8) with the real
+        prefix and suffix regexes, exactly: affixes are cut off one at a time, and any outcome other than
+        cutting down to the letters/digits exactly (a special case on the way, an affix reaching into
+        them, a leftover that infixes or ``url_match`` would decide, tokens the special-case matcher
+        might merge) falls back to spaCy. The one fact
+        used without calling a regex: a run of only ASCII letters or only ASCII digits has no prefix,
+        suffix or infix match (English affix patterns with letters need a "$", an apostrophe or a
+        digit next to them; checked in tests), so such a run that is not a special case is one token.
+        """
+        m = _WORD_SHAPE.fullmatch(unit)
+        if m is None or not self.fast_path or unit in self.rules:
+            return None
+        lo, hi = m.span(2)
+        if lo == 0 and hi == len(unit):
+            return (unit,)
+        rules, prefix_search, suffix_search = self.rules, self.prefix_search, self.suffix_search
+        string, start = unit, 0  # string == unit[start : start + len(string)]
+        prefixes: list[str] = []
+        suffixes: list[str] = []
+        while True:
+            if string is not unit and string in rules:
+                return None
+            if start == lo and len(string) == hi - lo:
+                break
+            found = prefix_search(string)
+            pre_len = found.end() - found.start() if found is not None else 0
+            if pre_len and string[pre_len:] in rules:
+                return None
+            found = suffix_search(string[pre_len:])
+            suf_len = found.end() - found.start() if found is not None else 0
+            if suf_len and string[:-suf_len] in rules:
+                return None
+            if pre_len and suf_len and pre_len + suf_len <= len(string):
+                prefixes.append(string[:pre_len])
+                suffixes.append(string[-suf_len:])
+                string, start = string[pre_len:-suf_len], start + pre_len
+            elif pre_len:
+                prefixes.append(string[:pre_len])
+                string, start = string[pre_len:], start + pre_len
+            elif suf_len:
+                suffixes.append(string[-suf_len:])
+                string = string[:-suf_len]
+            else:
+                return None  # punctuation left on the run: infixes / url_match decide
+            if start > lo or start + len(string) < hi:
+                return None  # an affix cut into the run
+        suffixes.reverse()
+        tokens = (*prefixes, string, *suffixes)
+        # spaCy's special-case matcher then runs over these tokens: leave any possible match to spaCy
+        # (a pattern has one token equal to its rule, or two adjacent tokens listed in pair_patterns)
+        if not rules.isdisjoint(tokens) or not self.pair_patterns.keys().isdisjoint(zip(tokens, tokens[1:])):
+            return None
+        return tokens
+
+
+_WORD_SHAPE = re.compile(r"([^\w\s$]*)([A-Za-z]+|[0-9]+)([^\w\s$]*)")
 
 
 @lru_cache(maxsize=1)
@@ -126,7 +230,17 @@ _CHUNKS: dict[str, _Chunk] = {}
 
 
 def _tokenize_new_units(units: list[str]) -> list[_Chunk]:
-    """Tokenize unseen units with spaCy in one call; "\n" separators keep them independent."""
+    """Tokenize unseen units: plain words by ``_SpacyData.fast_tokens``, the others with spaCy."""
+    data = _spacy_data()
+    fast = list(map(data.fast_tokens, units))
+    if None not in fast:
+        return [_Chunk(unit, toks) for unit, toks in zip(units, fast, strict=True)]
+    slow = iter(_spacy_units([u for u, toks in zip(units, fast, strict=True) if toks is None]))
+    return [next(slow) if toks is None else _Chunk(unit, toks) for unit, toks in zip(units, fast, strict=True)]
+
+
+def _spacy_units(units: list[str]) -> list[_Chunk]:
+    """Tokenize units with spaCy in one call; "\n" separators keep them independent."""
     data = _spacy_data()
     try:
         with data.nlp.memory_zone():
@@ -135,7 +249,7 @@ def _tokenize_new_units(units: list[str]) -> list[_Chunk]:
     except AssertionError:  # spaCy's IS_ALPHA failure: isolate the unit(s) that trigger it
         if len(units) == 1:
             return [_Chunk(units[0], (units[0],), poison=True)]
-        return [c for unit in units for c in _tokenize_new_units([unit])]
+        return [c for unit in units for c in _spacy_units([unit])]
     out, i, unit_start = [], 0, 0
     for unit in units:
         unit_end, j = unit_start + len(unit), i
@@ -182,15 +296,25 @@ def _merge_risky_segments(parts: list[str], infos: list[_Chunk | None]):
     """Re-tokenize as one unit each run of single-space-separated chunks where a special-case pattern
     matches across a space (other gaps make whitespace tokens, which no pattern crosses)."""
     k = 1
-    while k < len(infos):
-        if _pattern_across(parts, infos, k):
-            lo, hi = _segment(parts, infos, k, -1), _segment(parts, infos, k, 1)
-            merged = " ".join(parts[2 * lo : 2 * hi + 1 : 2])
-            parts = parts[: 2 * lo] + [merged] + parts[2 * hi + 1 :]
-            infos = infos[:lo] + _unit_infos([merged]) + infos[hi + 1 :]
-            k = lo
-        k += 1
-    return parts, infos
+    while True:
+        k = next((j for j in _risky_boundaries(infos, k) if _pattern_across(parts, infos, j)), 0)
+        if not k:
+            return parts, infos
+        lo, hi = _segment(parts, infos, k, -1), _segment(parts, infos, k, 1)
+        merged = " ".join(parts[2 * lo : 2 * hi + 1 : 2])
+        parts = parts[: 2 * lo] + [merged] + parts[2 * hi + 1 :]
+        infos = infos[:lo] + _unit_infos([merged]) + infos[hi + 1 :]
+        k = lo + 1
+
+
+def _risky_boundaries(infos: list[_Chunk | None], start: int):
+    """Indices ``k >= start`` where some pattern piece ending unit ``k-1`` is followed, in a pattern, by
+    one starting unit ``k``: the pairs ``_pattern_across`` looks at (all other ``k`` give False)."""
+    return (
+        k
+        for k, (a, b) in enumerate(zip(infos[start - 1 :], infos[start:]), start)
+        if a is not None and a.follows and b is not None and not a.follows.isdisjoint(b.heads)
+    )
 
 
 def _pattern_across(parts: list[str], infos: list[_Chunk | None], k: int) -> bool:
@@ -248,7 +372,8 @@ def _words(text: str) -> tuple[str, ...]:
 
 
 def _may_be_risky(infos: list[_Chunk]) -> bool:
-    return any(a.tails and b.heads for a, b in zip(infos, infos[1:], strict=False))
+    """Necessary condition for ``_merge_risky_segments`` to merge anything (gaps not looked at)."""
+    return any(a.follows and not a.follows.isdisjoint(b.heads) for a, b in zip(infos, infos[1:], strict=False))
 
 
 def word_tokenize(text: str) -> list[str]:
@@ -275,6 +400,17 @@ def _ws_token_before(k: int, parts: list[str], infos: list[_Chunk | None]) -> in
 
 def count_sentences(text: str) -> int:
     """Number of sentences spaCy's sentencizer finds (``len(list(nlp(text).sents))``)."""
+    units = text.split()
+    if units and text.count(" ") == len(units) - 1 and len(text) == sum(map(len, units)) + len(units) - 1:
+        # text is its units joined by single spaces: no whitespace token; without IS_ALPHA or a
+        # possible cross-space special case, the chunks' own transitions give the count
+        infos = _unit_infos(units)
+        if not any(info.poison for info in infos) and not _may_be_risky(infos):
+            starts, seen = 0, False
+            for info in infos:
+                n, seen = info.trans[seen]
+                starts += n
+            return starts + 1
     _, parts, infos = _analyse(text)
     starts, seen, started = 0, False, False
     for k, info in enumerate(infos):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
+import string
 from pathlib import Path
 
 import pytest
@@ -165,3 +167,66 @@ def test_property_special_case_pieces(pieces, gaps):
     # glue pieces of spaCy special-case patterns with various gaps: the cross-space matcher paths
     text = "".join(p + g for p, g in zip(pieces, gaps, strict=False))
     assert_same(text)
+
+
+def test_fast_path_claims_on_letter_and_digit_runs():
+    # corpus.words.fast_tokens relies on runs of only ASCII letters / only ASCII digits having no
+    # prefix, suffix or infix match (the affix patterns with letters need "$", an apostrophe or a digit)
+    tok = words._spacy_data().nlp.tokenizer
+    runs = ["".join(t) for k in (1, 2, 3) for t in itertools.product(string.ascii_letters, repeat=k)]
+    runs += ["".join(t) for k in (1, 2, 3, 4) for t in itertools.product(string.digits, repeat=k)]
+    runs += [w for doc in _real_docs() for w in doc.split() if w.isascii() and (w.isalpha() or w.isdigit())]
+    for run in runs:
+        assert tok.prefix_search(run) is None, run
+        assert tok.suffix_search(run) is None, run
+        assert next(tok.infix_finditer(run), None) is None, run
+
+
+def _spacy_tokens(unit: str) -> tuple[str, ...]:
+    data = words._spacy_data()
+    with data.nlp.memory_zone():
+        return tuple(t.text for t in data.nlp.tokenizer(unit))
+
+
+FAST_HEADS = ["", "(", '"', "“", "'", "‘", "[", "((", "...", "-", "#", "*", "+", "%", "<", "«", "¿"]
+FAST_RUNS = ["word", "Word", "e", "s", "o", "US", "A", "C", "Mr", "can", "gon", "ca", "wo", "vs", "em"]
+FAST_RUNS += ["cause", "am", "pm", "km", "x", "D", "St", "etc", "Inc", "ll", "re", "9", "10", "2024", "0", "8"]
+FAST_TAILS = ["", ".", ",", ")", ").", "!", "?", '"', "'", "''", ":", ";", "%", "..", "...", "…", "-", "/"]
+FAST_TAILS += ["°", "°.", "+", "*", "€", "”", "’", "]", ".)", "),", "?!", "'.", "”.", ">", "»", ":)", ":-)"]
+
+
+def test_fast_tokens_match_spacy_on_affix_combinations():
+    data = words._spacy_data()
+    n_fast = 0
+    for head, run, tail in itertools.product(FAST_HEADS, FAST_RUNS, FAST_TAILS):
+        unit = head + run + tail
+        fast = data.fast_tokens(unit)
+        if fast is not None:
+            n_fast += 1
+            assert fast == _spacy_tokens(unit), unit
+    assert n_fast > 5000
+
+
+def test_fast_tokens_match_spacy_on_real_chunks():
+    data = words._spacy_data()
+    chunks = {c for doc in _real_docs() for c in doc.split()} | {c for t in _shakespeare_slices() for c in t.split()}
+    n_fast = 0
+    for unit in chunks:
+        fast = data.fast_tokens(unit)
+        if fast is not None:
+            n_fast += 1
+            assert fast == _spacy_tokens(unit), unit
+    assert n_fast > len(chunks) // 2
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text(alphabet=st.sampled_from(list("(\"'“‘[#*+%<«-.…")), max_size=3),
+    st.sampled_from(FAST_RUNS),
+    st.text(alphabet=st.sampled_from(list(".,)!?\"':;%…-/°+*€”’]>»(")), max_size=4),
+)
+def test_property_fast_tokens(head, run, tail):
+    unit = head + run + tail
+    fast = words._spacy_data().fast_tokens(unit)
+    if fast is not None:
+        assert fast == _spacy_tokens(unit), unit
