@@ -64,8 +64,11 @@ def _read_listing(path: str, prefix: str) -> list[str]:
 
 
 def _local_folder(folder: Path) -> list[str]:
+    """A folder's crawl files (WARC/ARC/WET) when it has any — so side files such as `corpus synth`'s
+    truth.jsonl are not read as documents — otherwise its JSONL/Parquet files."""
     files = [p for p in folder.rglob("*") if p.is_file() and p.name.lower().endswith(DATA_SUFFIXES)]
-    return [str(p.resolve()) for p in files]
+    crawl = [p for p in files if p.name.lower().endswith(WET_SUFFIXES + WARC_SUFFIXES)]
+    return [str(p.resolve()) for p in (crawl or files)]
 
 
 def expand_inputs(specs: list[str], listing_prefix: str = CC_PREFIX, limit: int | None = None) -> list[str]:

@@ -142,3 +142,13 @@ def test_unopenable_file_is_one_read_error_with_its_error(tmp_path):
     assert pages == [] and counts == {"read_error": 1}
     skip = next(iter_pages(str(tmp_path / "vanished.jsonl.gz"), ReadConf()))
     assert skip.reason == "read_error" and "FileNotFoundError" in skip.detail and "vanished" in skip.detail
+
+
+def test_folder_with_crawl_files_ignores_side_jsonl(tmp_path):
+    import shutil
+
+    shutil.copy(shared_data("warc", "edge", "example.warc.gz"), tmp_path / "a.warc.gz")
+    (tmp_path / "truth.jsonl").write_text('{"url": "x"}\n')
+    assert [p.rsplit("/", 1)[1] for p in expand_inputs([str(tmp_path)])] == ["a.warc.gz"]
+    (tmp_path / "a.warc.gz").unlink()
+    assert [p.rsplit("/", 1)[1] for p in expand_inputs([str(tmp_path)])] == ["truth.jsonl"]
