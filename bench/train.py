@@ -78,15 +78,9 @@ class RefGPT(nn.Module):
         return 6 * (n + self.wte.weight.numel()) + 12 * self.layers * self.d * self.block
 
 
-def reference_loop(data: np.ndarray, vocab: int, cfg, dtype: str, steps: int) -> list[float]:
-    """nanoGPT's train.py inner loop; returns seconds per step."""
+def timed_steps(model, opt, loss_of, data: np.ndarray, cfg, dtype: str, steps: int) -> list[float]:
+    """nanoGPT's train.py inner loop (random windows, accumulation, clipping); returns seconds per step."""
     m, t = cfg.model, cfg.train
-    torch.manual_seed(0)
-    model = RefGPT(vocab, m.block_size, m.n_layer, m.d_model, m.n_head)
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    other = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay}, {"params": other, "weight_decay": 0}],
-                            lr=t.lr, betas=(t.beta1, t.beta2))
     ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if dtype == "bfloat16" else contextlib.nullcontext
     rng = np.random.default_rng(0)
     times = []
@@ -97,13 +91,26 @@ def reference_loop(data: np.ndarray, vocab: int, cfg, dtype: str, steps: int) ->
             x = torch.from_numpy(np.stack([data[i:i + m.block_size] for i in ix]).astype(np.int64))
             y = torch.from_numpy(np.stack([data[i + 1:i + 1 + m.block_size] for i in ix]).astype(np.int64))
             with ctx():
-                loss = model(x, y)
+                loss = loss_of(x, y)
             (loss / t.grad_accum).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
         loss.item()
         times.append(time.perf_counter() - t0)
+    return times
+
+
+def reference_loop(data: np.ndarray, vocab: int, cfg, dtype: str, steps: int) -> list[float]:
+    """nanoGPT's train.py inner loop; returns seconds per step."""
+    m, t = cfg.model, cfg.train
+    torch.manual_seed(0)
+    model = RefGPT(vocab, m.block_size, m.n_layer, m.d_model, m.n_head)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    other = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay}, {"params": other, "weight_decay": 0}],
+                            lr=t.lr, betas=(t.beta1, t.beta2))
+    times = timed_steps(model, opt, lambda x, y: model(x, y), data, cfg, dtype, steps)
     return times, model.flops_per_token(), sum(p.numel() for p in model.parameters())
 
 
@@ -118,22 +125,7 @@ def hf_gpt2_loop(data: np.ndarray, vocab: int, cfg, dtype: str, steps: int):
     model = GPT2LMHeadModel(conf, attn_implementation="sdpa")
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, betas=(t.beta1, t.beta2), weight_decay=t.weight_decay)
-    ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if dtype == "bfloat16" else contextlib.nullcontext
-    rng = np.random.default_rng(0)
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        for _ in range(t.grad_accum):
-            ix = rng.integers(0, len(data) - m.block_size - 1, t.batch_size)
-            x = torch.from_numpy(np.stack([data[i:i + m.block_size] for i in ix]).astype(np.int64))
-            with ctx():
-                loss = model(input_ids=x, labels=x).loss
-            (loss / t.grad_accum).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        loss.item()
-        times.append(time.perf_counter() - t0)
+    times = timed_steps(model, opt, lambda x, y: model(input_ids=x, labels=x).loss, data, cfg, dtype, steps)
     return times
 
 

@@ -106,3 +106,23 @@ class TokenDataset:
         """All tokens of a split, concatenated (for tests and small data; training streams shards)."""
         parts = [np.asarray(self.open(s)) for s in self.split(split)]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint16)
+
+
+def manifest_base(shards: list[dict], tokenizer_path: str | Path, sp) -> dict:
+    """The manifest fields every shard writer shares: format, tokenizer, separator, shard list, split totals."""
+    from corpus.tokenizer import BOS_ID, CHAT_TOKENS, EOS_ID, PAD_ID
+
+    vocab_size = sp.vocab_size()
+    magic, version, dtype = shard_format(vocab_size)
+    return {
+        "format": {"magic": magic, "version": version, "dtype": np.dtype(dtype).name, "header_int32": HEADER_INTS},
+        "tokenizer": {"file": "tokenizer.model", "sha256": sha256_file(tokenizer_path), "vocab_size": vocab_size,
+                      "bos_id": BOS_ID, "eos_id": EOS_ID, "pad_id": PAD_ID,
+                      "chat_tokens": {t: sp.piece_to_id(t) for t in CHAT_TOKENS}},
+        "document_separator": {"id": BOS_ID, "position": "before each document"},
+        "shards": shards,
+        "splits": {split: {"shards": sum(1 for s in shards if s["split"] == split),
+                           "tokens": sum(s["tokens"] for s in shards if s["split"] == split),
+                           "documents": sum(s["documents"] for s in shards if s["split"] == split)}
+                   for split in ("train", "val")},
+    }

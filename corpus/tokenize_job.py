@@ -28,8 +28,8 @@ from pyspark.sql import functions as F
 
 from corpus.config import SourceConf, TokenizeConf
 from corpus.outputs import RunDir
-from corpus.shards import encode_shard, sha256_file, shard_format
-from corpus.tokenizer import BOS_ID, CHAT_TOKENS, EOS_ID, PAD_ID, train_tokenizer, worker_tokenizer
+from corpus.shards import encode_shard, manifest_base, sha256_file, shard_format
+from corpus.tokenizer import BOS_ID, train_tokenizer, worker_tokenizer
 
 HASH_SPACE = 1 << 62
 _SHIPPED: set[str] = set()
@@ -184,18 +184,8 @@ def run_tokenize(spark: SparkSession, sources: list[SourceConf], out: str, conf:
         for name, n in s["source_tokens"].items():
             realized[name] = realized.get(name, 0) + n
     realized_total = sum(realized.values()) or 1
-    magic, version, dtype = shard_format(vocab_size)
     manifest = {
-        "format": {"magic": magic, "version": version, "dtype": np.dtype(dtype).name, "header_int32": 256},
-        "tokenizer": {"file": "tokenizer.model", "sha256": sha256_file(model_path), "vocab_size": vocab_size,
-                      "bos_id": BOS_ID, "eos_id": EOS_ID, "pad_id": PAD_ID,
-                      "chat_tokens": {t: sp.piece_to_id(t) for t in CHAT_TOKENS}},
-        "document_separator": {"id": BOS_ID, "position": "before each document"},
-        "shards": shards,
-        "splits": {split: {"shards": sum(1 for s in shards if s["split"] == split),
-                           "tokens": sum(s["tokens"] for s in shards if s["split"] == split),
-                           "documents": sum(s["documents"] for s in shards if s["split"] == split)}
-                   for split in ("train", "val")},
+        **manifest_base(shards, model_path, sp),
         "sources": [{"name": s.name, "path": s.path, "weight": s.weight,
                      "target_share": s.weight / weight_sum,
                      "documents_available": available.get(s.name, (0, 0))[0],

@@ -20,7 +20,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from corpus.shards import ShardError, ShardInfo, TokenDataset, encode_shard, open_shard, sha256_file, shard_format
+from corpus.shards import (
+    ShardError,
+    ShardInfo,
+    TokenDataset,
+    encode_shard,
+    manifest_base,
+    open_shard,
+    sha256_file,
+    shard_format,
+)
 
 
 def check_tokenizer(ds: TokenDataset) -> Path:
@@ -133,7 +142,7 @@ def write_shards_from_texts(texts: list[str], out_dir: str | Path, tokenizer_pat
     """Encode texts into shards + manifest.json in the layout `corpus tokenize` writes; for small local data and
     tests (the Spark job is the way for real corpora). A document goes to val when a hash of its index and
     text falls under val_fraction; returns the manifest path."""
-    from corpus.tokenizer import BOS_ID, CHAT_TOKENS, EOS_ID, PAD_ID, load_tokenizer
+    from corpus.tokenizer import BOS_ID, load_tokenizer
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -161,17 +170,8 @@ def write_shards_from_texts(texts: list[str], out_dir: str | Path, tokenizer_pat
                 shards.append({"name": name, "split": split, "tokens": size, "documents": count,
                                "sha256": hashlib.sha256(data).hexdigest()})
                 parts, size, n, count = [], 0, n + 1, 0
-    magic, version, dtype = shard_format(vocab)
     manifest = {
-        "format": {"magic": magic, "version": version, "dtype": np.dtype(dtype).name, "header_int32": 256},
-        "tokenizer": {"file": "tokenizer.model", "sha256": sha256_file(model), "vocab_size": vocab,
-                      "bos_id": BOS_ID, "eos_id": EOS_ID, "pad_id": PAD_ID,
-                      "chat_tokens": {t: sp.piece_to_id(t) for t in CHAT_TOKENS}},
-        "document_separator": {"id": BOS_ID, "position": "before each document"},
-        "shards": shards,
-        "splits": {s: {"shards": sum(1 for x in shards if x["split"] == s),
-                       "tokens": sum(x["tokens"] for x in shards if x["split"] == s),
-                       "documents": sum(x["documents"] for x in shards if x["split"] == s)} for s in ("train", "val")},
+        **manifest_base(shards, model, sp),
         "source_runs": ["write_shards_from_texts"],
         "val_fraction": val_fraction,
         "shard_tokens": shard_tokens,
