@@ -121,8 +121,10 @@ def hf_gpt2_loop(data: np.ndarray, vocab: int, cfg, dtype: str, steps: int):
     m, t = cfg.model, cfg.train
     torch.manual_seed(0)
     conf = GPT2Config(vocab_size=vocab, n_positions=m.block_size, n_embd=m.d_model, n_layer=m.n_layer,
-                      n_head=m.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
-    model = GPT2LMHeadModel(conf, attn_implementation="sdpa")
+                      n_head=m.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                      bos_token_id=None, eos_token_id=None)
+    conf._attn_implementation = "sdpa"  # the fused attention kernel, as our model uses
+    model = GPT2LMHeadModel(conf)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, betas=(t.beta1, t.beta2), weight_decay=t.weight_decay)
     times = timed_steps(model, opt, lambda x, y: model(input_ids=x, labels=x).loss, data, cfg, dtype, steps)
