@@ -157,6 +157,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20, help="optimizer steps per measurement (first 3 not timed)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override for all runs")
+    ap.add_argument("--compile", action="store_true", help="torch.compile our model (the peers stay eager)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -177,7 +178,7 @@ def main() -> None:
                 sets = [*args.overrides, f"train.dtype={dtype}", f"train.max_steps={args.steps}",
                         "train.eval_batches=1", f"train.eval_interval={args.steps}", "train.log_interval=1",
                         f"train.ckpt_interval={args.steps}", "train.tensorboard=false", f"train.threads={threads}",
-                        "train.compile=false", "train.device=cpu"]
+                        f"train.compile={str(args.compile).lower()}", "train.device=cpu"]
                 cfg = load_config(REPO / "conf" / "train" / f"{name}.yaml", sets)
                 tokens_per_step = cfg.train.batch_size * cfg.model.block_size * cfg.train.grad_accum
                 ref_times, ref_fpt, ref_params = reference_loop(train_tokens, vocab, cfg, dtype, args.steps)

@@ -16,6 +16,7 @@ import yaml
 from corpus import __version__
 from corpus.config import PipelineConf
 from corpus.inputs import expand_inputs
+from corpus.monitor import lineage
 from corpus.outputs import DOC_SCHEMA, REMOVED_SCHEMA, RunDir, shard_key
 
 PROGRESS = "_progress"
@@ -73,16 +74,17 @@ def _merge(file_stats: list[dict]) -> dict:
 
 
 def run_build(spark, inputs: list[str], out: str, conf: PipelineConf, limit: int | None = None,
-              progress=None) -> dict:
+              sample: float | None = None) -> dict:
     """Driver side. Returns the merged stats, also written to RUN/stats/build.json."""
     started = time.time()
-    files = expand_inputs(inputs, limit=limit)
+    files = expand_inputs(inputs, limit=limit, sample=sample)
     run = RunDir(out)
     for sub in ("docs", "removed", PROGRESS, "stats"):
         run.makedirs(sub)
     # Lineage: what ran, on what, with which settings.
     run.write_bytes_atomic(yaml.safe_dump(conf.model_dump(), sort_keys=True).encode(), "config.yaml")
     run.write_bytes_atomic(("\n".join(files) + "\n").encode(), "inputs.txt")
+    run.write_json({**lineage(), "inputs": len(files), "limit": limit, "sample": sample}, "lineage.json")
 
     for sub in ("docs", "removed", PROGRESS):  # leftovers of a task killed between write and rename
         for name in run.list(sub):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -22,6 +23,41 @@ SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override, e.g. 
 MasterOpt = Annotated[str | None, typer.Option("--master", help="Spark master (default local[*])")]
 
 USER_ERRORS = (ConfigError, InputError)
+LOG_FORMATS = ("text", "json")
+settings = {"log_format": os.environ.get("CORPUS_LOG_FORMAT", "text")}
+
+
+@app.callback()
+def _global_options(
+    log_format: Annotated[str, typer.Option("--log-format", help="text | json: JSON lines on stderr for log "
+                                            "shippers (spark-submit jobs: set CORPUS_LOG_FORMAT=json)")] = "",
+) -> None:
+    """FineWeb-grade corpus builder on Spark."""
+    fmt = log_format or settings["log_format"]
+    if fmt not in LOG_FORMATS:
+        raise ConfigError(f"--log-format / CORPUS_LOG_FORMAT must be one of {LOG_FORMATS}, got {fmt!r}")
+    settings["log_format"] = fmt
+
+
+def _events(out: str, command: str):
+    """The run's structured event log (RUN/logs/events.jsonl), opened with a `command` event for lineage."""
+    from corpus.monitor import EventLog, lineage
+
+    as_json = settings["log_format"] == "json"
+    events = EventLog(out, json_stderr=as_json, console=None if as_json else console)
+    events.event("command", command=command, **lineage())
+    return events
+
+
+def _run_root(step_out: str) -> str:
+    """RUN for a step writing to RUN/dedup, RUN/pii or RUN/tokens: where its stats and logs go."""
+    return step_out.rstrip("/").rsplit("/", 1)[0] if "/" in step_out.rstrip("/") else "."
+
+
+def _monitored(spark, out: str, command: str):
+    from corpus.monitor import StageProgress
+
+    return StageProgress(spark, command, _events(out, command))
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
@@ -56,6 +92,7 @@ def build(
     set_: SetOpt = None,
     master: MasterOpt = None,
     limit: Annotated[int | None, typer.Option(help="only the first N input files")] = None,
+    sample: Annotated[float | None, typer.Option(help="a deterministic fraction of the input files, e.g. 0.01")] = None,
 ) -> None:
     """WARC/WET/JSONL/Parquet → extraction → URL, language and quality filters → RUN/docs Parquet."""
     from corpus.build_job import run_build
@@ -63,7 +100,8 @@ def build(
 
     cfg = load_config(conf, set_)
     spark = get_session(master, "corpus build")
-    stats = run_build(spark, input, out, cfg, limit=limit)
+    with _monitored(spark, out, "build"):
+        stats = run_build(spark, input, out, cfg, limit=limit, sample=sample)
     _print_funnel(stats)
     console.print(f"[green]docs[/] {out}/docs  [green]stats[/] {out}/stats/build.json")
 
@@ -82,7 +120,8 @@ def dedup(
 
     cfg = load_config(conf, set_)
     spark = get_session(master, "corpus dedup")
-    stats = run_dedup(spark, input, out, cfg.dedup)
+    with _monitored(spark, _run_root(out), "dedup"):
+        stats = run_dedup(spark, input, out, cfg.dedup)
     console.print(
         f"dedup: {stats['documents_in']} in, {stats['exact_duplicates_removed']} exact and "
         f"{stats['near_duplicates_removed']} near duplicates removed, {stats['documents_kept']} kept "
@@ -104,7 +143,8 @@ def pii(
 
     cfg = load_config(conf, set_)
     spark = get_session(master, "corpus pii")
-    stats = run_pii(spark, input, out, cfg.pii)
+    with _monitored(spark, _run_root(out), "pii"):
+        stats = run_pii(spark, input, out, cfg.pii)
     console.print(f"pii: {stats['replaced_spans']} spans replaced in {stats['documents_with_pii']} of "
                   f"{stats['documents']} documents {stats['per_entity']} → {out}/docs")
 
@@ -137,7 +177,8 @@ def tokenize(
     if not sources:
         raise ConfigError("give --input or list tokenize.sources in the config")
     spark = get_session(master, "corpus tokenize")
-    stats = run_tokenize(spark, sources, out, tok)
+    with _monitored(spark, _run_root(out), "tokenize"):
+        stats = run_tokenize(spark, sources, out, tok)
     console.print(f"tokens: train {stats['train']['tokens']:,}, val {stats['val']['tokens']:,} in "
                   f"{stats['shards']} shards → {out}/manifest.json")
 
@@ -150,6 +191,7 @@ def run(
     set_: SetOpt = None,
     master: MasterOpt = None,
     limit: Annotated[int | None, typer.Option(help="only the first N input files")] = None,
+    sample: Annotated[float | None, typer.Option(help="a deterministic fraction of the input files, e.g. 0.01")] = None,
 ) -> None:
     """The whole chain: build → dedup → pii → tokenize, skipping steps that are already complete."""
     from corpus.run_job import run_all
@@ -157,11 +199,30 @@ def run(
 
     cfg = load_config(conf, set_)
     spark = get_session(master, "corpus run")
-    summary = run_all(spark, input, out, cfg, limit=limit, log=lambda m: console.print(f"[cyan]{m}[/]"))
+    summary = run_all(spark, input, out, cfg, limit=limit, sample=sample, log=lambda m: None,
+                      events=_events(out, "run"))
     for step, s in summary.items():
         console.print(f"{step:10s} in {s['in']:>8,}  " + (f"out {s['out']:>8,}" if "out" in s else
                       "tokens " + ", ".join(f"{k} {v:,}" for k, v in s["tokens"].items())))
-    console.print(f"[green]done[/] {out}")
+    console.print(f"[green]done[/] {out}  report {out}/report.html")
+
+
+@app.command()
+def report(
+    run: Annotated[str, typer.Argument(help="run folder (local path or URI)")],
+    out: Annotated[str | None, typer.Option("--out", "-o", help="HTML file (default RUN/report.html)")] = None,
+) -> None:
+    """Self-contained HTML report of a run (funnel, languages, lengths, metrics, domains, dedup, PII, tokens)."""
+    from corpus.report import default_out, write_report
+
+    try:
+        summary = write_report(run, out)
+    except FileNotFoundError as e:
+        raise ConfigError(str(e)) from e
+    target = out or default_out(run)
+    missing = [k for k, v in summary.items() if isinstance(v, dict) and v.get("status") == "missing"]
+    console.print(f"[green]report[/] {target} (+ .json)" + (f"  sections missing: {', '.join(missing)}"
+                                                           if missing else ""))
 
 
 def _print_funnel(stats: dict) -> None:

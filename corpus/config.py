@@ -13,7 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from corpus.yamlconf import apply_override, read_mapping, validate
 
-DEFAULT_CONF = Path(__file__).resolve().parent.parent / "conf" / "pipeline.yaml"
+# corpus/pipeline.yaml is a symlink to conf/pipeline.yaml in the checkout; wheels carry its content (package
+# data), so a non-editable install (venv archive, Docker image) has the same defaults.
+DEFAULT_CONF = Path(__file__).parent / "pipeline.yaml"
 
 
 class ConfigError(ValueError):
@@ -28,6 +30,8 @@ class ReadConf(_Strict):
     max_record_bytes: int = Field(5_000_000, gt=0)
     max_text_chars: int = Field(1_000_000, gt=0)
     allowed_mime_types: list[str] = ["text/html", "application/xhtml+xml"]
+    remote_retries: int = Field(3, ge=0)  # a remote file is tried 1 + retries times, then recorded as read_error
+    retry_backoff_seconds: float = Field(2.0, ge=0)  # doubled after each failed attempt
 
 
 class ResiliparseConf(_Strict):
@@ -182,6 +186,7 @@ class PiiConf(_Strict):
     gate: bool = True
     context_chars: int = Field(100, ge=20, le=10_000)
     max_candidate_chars: int = Field(100_000, gt=0)
+    output_partitions: int = Field(8, ge=1)  # Parquet files in RUN/pii/docs (raise for a full dump)
 
 
 class PipelineConf(_Strict):

@@ -24,7 +24,7 @@ from pyspark.sql import types as T
 
 from corpus.config import DedupConf
 from corpus.connected_components import connected_components
-from corpus.outputs import RunDir
+from corpus.outputs import RunDir, write_partitions
 
 SIG_SCHEMA = T.StructType([
     T.StructField("id", T.StringType()),
@@ -138,13 +138,13 @@ def run_dedup(spark: SparkSession, input_path: str, out: str, conf: DedupConf, s
     kept = labelled.join(keep, "id").drop("component", "content_hash", "exact_copies").localCheckpoint(eager=True)
 
     columns = [c for c in docs.columns if c != "content_hash"] + ["cluster_id", "cluster_size"]
-    (kept.select(*columns).repartition(conf.output_partitions, "id").sortWithinPartitions("id")
-     .write.mode("overwrite").option("compression", "zstd").parquet(run.path("docs")))
-    _stable_part_names(run)
+    write_partitions(kept.select(*columns).repartition(conf.output_partitions, "id").sortWithinPartitions("id"),
+                     out, "docs")
 
     histogram = {str(r["cluster_size"]): r["n"] for r in
                  kept.groupBy("cluster_size").agg(F.count(F.lit(1)).alias("n")).orderBy("cluster_size").collect()}
-    n_kept = kept.count()
+    kept_totals = kept.agg(F.count(F.lit(1)).alias("n"), F.sum(F.octet_length("text")).alias("bytes")).first()
+    n_kept = kept_totals["n"]
     near_clusters = kept.where(F.col("near_members") > 1).count()
     stats = {
         "documents_in": n_in,
@@ -156,6 +156,7 @@ def run_dedup(spark: SparkSession, input_path: str, out: str, conf: DedupConf, s
         "near_duplicate_clusters": near_clusters,
         "near_duplicates_removed": n_unique - n_kept,
         "documents_kept": n_kept,
+        "text_bytes_kept": int(kept_totals["bytes"] or 0),  # UTF-8 bytes, for the report's byte funnel
         "cluster_size_histogram": histogram,
         "config": conf.model_dump(),
         "wall_seconds": round(time.time() - started, 2),
@@ -167,13 +168,3 @@ def run_dedup(spark: SparkSession, input_path: str, out: str, conf: DedupConf, s
     stats_dir.write_json(stats, "stats", "dedup.json")
     return stats
 
-
-def _stable_part_names(run: RunDir) -> None:
-    """Spark names parts with a job UUID; rename to part-NNNNN.parquet so reruns give identical files."""
-    names = [n for n in run.list("docs") if n.startswith("part-") and n.endswith(".parquet")]
-    for name in names:
-        index = int(name.split("-")[1])
-        run.fs.move(run.path("docs", name), run.path("docs", f"part-{index:05d}.parquet"))
-    for name in run.list("docs"):
-        if name.startswith(("_", ".")) and not name.startswith("part-"):
-            run.fs.delete_file(run.path("docs", name))

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import glob
 import gzip
+import hashlib
 import os
 from pathlib import Path
 
 import fsspec
+
+from corpus.remote import is_http, open_http, with_retries
 
 # Common Crawl listings hold paths relative to the public bucket.
 CC_PREFIX = "https://data.commoncrawl.org/"
@@ -49,8 +52,9 @@ def input_format(uri: str) -> str:
 def _read_listing(path: str, prefix: str) -> list[str]:
     opener = gzip.open if path.endswith(".gz") else open
     if is_remote(path):
-        with fsspec.open(_fsspec_uri(path), "rb", compression="infer") as f:
-            lines = f.read().decode("utf-8").splitlines()
+        with open_input(path) as f:
+            data = f.read()
+        lines = (gzip.decompress(data) if path.endswith(".gz") else data).decode("utf-8").splitlines()
     else:
         with opener(path, "rt", encoding="utf-8") as f:
             lines = f.read().splitlines()
@@ -71,8 +75,24 @@ def _local_folder(folder: Path) -> list[str]:
     return [str(p.resolve()) for p in (crawl or files)]
 
 
-def expand_inputs(specs: list[str], listing_prefix: str = CC_PREFIX, limit: int | None = None) -> list[str]:
-    """Expand specs into a de-duplicated, sorted list of input URIs (sorted, so task order is stable)."""
+def sample_key(uri: str, seed: int) -> float:
+    """A uniform number in [0, 1) fixed by the URI and seed: whether a file is sampled never depends on which
+    other files are listed or in what order."""
+    digest = hashlib.blake2b(f"{seed}:{uri}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def expand_inputs(specs: list[str], listing_prefix: str = CC_PREFIX, limit: int | None = None,
+                  sample: float | None = None, seed: int = 0) -> list[str]:
+    """Expand specs into a de-duplicated, sorted list of input URIs (sorted, so task order is stable).
+
+    `sample` keeps a deterministic fraction of the files (e.g. 0.01 of a Common Crawl warc.paths.gz listing),
+    `limit` then keeps the first N.
+    """
+    if sample is not None and not 0 < sample <= 1:
+        raise InputError(f"--sample must be a fraction in (0, 1], got {sample}")
+    if limit is not None and limit < 1:
+        raise InputError(f"--limit must be at least 1, got {limit}")
     if not specs:
         raise InputError("no --input given")
     found: list[str] = []
@@ -101,6 +121,10 @@ def expand_inputs(specs: list[str], listing_prefix: str = CC_PREFIX, limit: int 
             input_format(uri)  # fail on the driver, before any task, for unsupported names
         found += matched
     unique = sorted(set(found))
+    if sample is not None and sample < 1:
+        unique = [u for u in unique if sample_key(u, seed) < sample]
+        if not unique:
+            raise InputError(f"--sample {sample} kept none of the input files; raise the fraction")
     return unique[:limit] if limit else unique
 
 
@@ -109,8 +133,11 @@ def _fsspec_uri(uri: str) -> str:
     return "s3://" + uri[len("s3a://"):] if uri.startswith("s3a://") else uri
 
 
-def open_input(uri: str):
-    """Open an input file for binary reading, local or remote; the caller closes it."""
+def open_input(uri: str, retries: int = 3, backoff: float = 2.0):
+    """Open an input file for binary reading, local or remote (retried, see corpus/remote.py); the caller closes
+    it."""
     if not is_remote(uri):
         return open(uri.removeprefix("file://"), "rb")
-    return fsspec.open(_fsspec_uri(uri), "rb").open()
+    if is_http(uri):
+        return open_http(uri, retries, backoff)
+    return with_retries(lambda: fsspec.open(_fsspec_uri(uri), "rb").open(), retries, backoff, uri)

@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from corpus.config import PiiConf
-from corpus.outputs import RunDir
+from corpus.outputs import RunDir, write_partitions
 
 
 def scrub_batches(batches: Iterator[pa.RecordBatch], conf_json: str) -> Iterator[pa.RecordBatch]:
@@ -43,7 +43,7 @@ def scrub_batches(batches: Iterator[pa.RecordBatch], conf_json: str) -> Iterator
         yield pa.RecordBatch.from_pydict(columns)
 
 
-def run_pii(spark: SparkSession, input_path: str, out: str, conf: PiiConf, partitions: int = 8,
+def run_pii(spark: SparkSession, input_path: str, out: str, conf: PiiConf, partitions: int | None = None,
             stats_root: str | None = None) -> dict:
     started = time.time()
     run = RunDir(out)
@@ -54,22 +54,21 @@ def run_pii(spark: SparkSession, input_path: str, out: str, conf: PiiConf, parti
     scrubbed = docs.mapInArrow(lambda it: scrub_batches(it, conf_json), schema).localCheckpoint(eager=True)
     too_dense = scrubbed.where(F.col("pii_count") < 0).count()
     scrubbed = scrubbed.where(F.col("pii_count") >= 0)
-    (scrubbed.drop("pii_types").repartition(partitions, "id").sortWithinPartitions("id")
-     .write.mode("overwrite").option("compression", "zstd").parquet(run.path("docs")))
-    from corpus.dedup_job import _stable_part_names
-
-    _stable_part_names(run)
+    parts = partitions or conf.output_partitions
+    write_partitions(scrubbed.drop("pii_types").repartition(parts, "id").sortWithinPartitions("id"), out, "docs")
     per_entity: Counter[str] = Counter()
     for row in scrubbed.groupBy("pii_types").agg(F.count("*").alias("n")).collect():
         for entity, c in json.loads(row["pii_types"]).items():
             per_entity[entity] += c * row["n"]
     totals = scrubbed.agg(F.count("*").alias("docs"), F.sum("pii_count").alias("spans"),
-                          F.sum((F.col("pii_count") > 0).cast("int")).alias("with_pii")).first()
+                          F.sum((F.col("pii_count") > 0).cast("int")).alias("with_pii"),
+                          F.sum(F.octet_length("text")).alias("bytes")).first()
     stats = {
         "documents": int(totals["docs"]),
         "documents_with_pii": int(totals["with_pii"] or 0),
         "documents_dropped_too_dense": too_dense,
         "replaced_spans": int(totals["spans"] or 0),
+        "text_bytes": int(totals["bytes"] or 0),  # UTF-8 bytes of the output text, for the report's byte funnel
         "per_entity": dict(sorted(per_entity.items())),
         "config": conf.model_dump(),
         "wall_seconds": round(time.time() - started, 2),

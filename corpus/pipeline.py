@@ -14,6 +14,7 @@ from corpus.config import PipelineConf
 from corpus.extract import make_extractor
 from corpus.langid import LanguageId
 from corpus.normalize import normalize_text
+from corpus.outputs import quality_metric_row
 from corpus.records import Page, Skip, iter_pages
 from corpus.url_filter import UrlFilter
 
@@ -102,13 +103,20 @@ class BuildPipeline:
         result.stats = stats.as_dict(len(result.docs))
         return result
 
-    def _drop(self, result, stats, stage, reason, doc_id, url, uri) -> None:
+    def _drop(self, result, stats, stage, reason, doc_id, url, uri, chars=None, metrics=None, text_bytes=0) -> None:
         stats.removed[stage][reason] += 1
+        if text_bytes:  # the byte funnel: extracted text bytes each stage removes
+            stats.bytes[f"text_removed_{stage}"] += text_bytes
         if self.conf.output.write_removed:
-            result.removed.append({"id": doc_id, "url": url, "stage": stage, "reason": reason, "file_path": uri})
+            result.removed.append({"id": doc_id, "url": url, "stage": stage, "reason": reason, "file_path": uri,
+                                   "chars": chars, **quality_metric_row(metrics or {})})
 
     def _process_page(self, page: Page, stats: _Stats, result: FileResult) -> dict | None:
-        drop = lambda stage, reason: self._drop(result, stats, stage, reason, page.id, page.url, page.file_path)  # noqa: E731
+        def drop(stage, reason, metrics=None):
+            chars = None if text is None else len(text)
+            self._drop(result, stats, stage, reason, page.id, page.url, page.file_path, chars, metrics, text_bytes)
+
+        text, text_bytes = None, 0
 
         stats.entered["extract"] += 1
         if page.html is not None:
@@ -130,7 +138,9 @@ class BuildPipeline:
         if not text.strip():
             drop("extract", "empty_text")
             return None
-        stats.bytes["text_extracted"] += len(text.encode("utf-8"))
+        text_bytes = len(text.encode("utf-8"))
+        stats.bytes["text_extracted"] += text_bytes
+        chars = len(text)
 
         if self.url_filter is not None and page.url:
             stats.entered["url_filter"] += 1
@@ -151,17 +161,17 @@ class BuildPipeline:
             return None
 
         t0 = time.perf_counter()
-        stage, reason, text = self.quality.check(text)
+        stage, reason, filtered, metrics = self.quality.measure(text)
         stats.seconds["quality"] += time.perf_counter() - t0
         for name in self.quality_stages:  # stages run in order and stop at the first rejection
             stats.entered[name] += 1
             if name == stage:
                 break
         if stage is not None:
-            drop(stage, reason)
+            drop(stage, reason, metrics)
             return None
 
-        text = normalize_text(text, self.conf.normalize)
+        text = normalize_text(filtered, self.conf.normalize)
         stats.bytes["text_kept"] += len(text.encode("utf-8"))
         return {
             "id": page.id,
@@ -172,6 +182,8 @@ class BuildPipeline:
             "file_path": page.file_path,
             "language": lang,
             "language_score": score,
+            "chars": chars,
+            **quality_metric_row(metrics),
         }
 
 

@@ -173,34 +173,44 @@ class GopherRepetitionFilter:
         self.dup_n_grams = tuple(tuple(x) for x in dup_n_grams)
 
     def check(self, text: str) -> tuple[str | None, str]:
-        return self._reason(text), text
+        return self._reason(text, {}), text
 
-    def _reason(self, text: str) -> str | None:
+    def measure(self, text: str) -> tuple[str | None, str, dict[str, float]]:
+        """``check`` plus the values it compared to thresholds, up to the first failing check."""
+        m: dict[str, float] = {}
+        return self._reason(text, m), text, m
+
+    def _reason(self, text: str, m: dict[str, float]) -> str | None:
         if not text:
             return "empty"
-        reason = self._line_reason(text)
+        reason = self._line_reason(text, m)
         if reason:
             return reason
         words = words_tuple(text)
         for n, n_frac in self.top_n_grams:
             top = top_ngram_chars(words, n)
-            if top is not None and top / len(text) > n_frac:
-                return f"top_{n}_gram"
+            if top is not None:
+                m[f"top_{n}_gram_frac"] = top / len(text)
+                if top / len(text) > n_frac:
+                    return f"top_{n}_gram"
         keys = _NgramKeys(words)
         for n, n_frac in self.dup_n_grams:
-            if keys.duplicated_chars(n) / len(text) > n_frac:
+            m[f"duplicated_{n}_n_grams_frac"] = frac = keys.duplicated_chars(n) / len(text)
+            if frac > n_frac:
                 return f"duplicated_{n}_n_grams"
         return None
 
-    def _line_reason(self, text: str) -> str | None:
+    def _line_reason(self, text: str, m: dict[str, float]) -> str | None:
         paragraphs = _PARAGRAPH_SPLIT.split(text.strip())
         dups, dup_chars = find_duplicates(paragraphs)
+        m["dup_para_frac"], m["dup_para_char_frac"] = dups / len(paragraphs), dup_chars / len(text)
         if self.dup_para_frac and dups / len(paragraphs) > self.dup_para_frac:
             return "dup_para_frac"
         if self.dup_para_char_frac and dup_chars / len(text) > self.dup_para_char_frac:
             return "dup_para_char_frac"
         lines = _LINE_SPLIT.split(text)
         dups, dup_chars = find_duplicates(lines)
+        m["dup_line_frac"], m["dup_line_char_frac"] = dups / len(lines), dup_chars / len(text)
         if self.dup_line_frac and dups / len(lines) > self.dup_line_frac:
             return "dup_line_frac"
         if self.dup_line_char_frac and dup_chars / len(text) > self.dup_line_char_frac:
@@ -260,6 +270,11 @@ class GopherQualityFilter:
 
     def check(self, text: str) -> tuple[str | None, str]:
         return self._reason(self.metrics(text)), text
+
+    def measure(self, text: str) -> tuple[str | None, str, dict[str, float | None]]:
+        """``check`` plus every value it thresholds (all computed up front, whatever the verdict)."""
+        m = self.metrics(text)
+        return self._reason(m), text, m
 
     def _reason(self, m: Mapping[str, float | None]) -> str | None:
         n = m["n_non_symbol_words"]
@@ -351,6 +366,10 @@ class C4QualityFilter:
             return "too_few_sentences", text
         return None, ("\n" if self.split_paragraph else " ").join(kept_lines).strip()
 
+    def measure(self, text: str) -> tuple[str | None, str, dict[str, float]]:
+        reason, text = self.check(text)
+        return reason, text, {}
+
     def _line(self, line: str) -> tuple[str, str | None]:
         """(cleaned line, None to keep it | "drop" | a reason that rejects the whole document)."""
         line = line.strip()
@@ -411,23 +430,33 @@ class FineWebQualityFilter:
         }
 
     def check(self, text: str) -> tuple[str | None, str]:
+        return self._reason(text, {}), text
+
+    def measure(self, text: str) -> tuple[str | None, str, dict[str, float]]:
+        """``check`` plus the values it compared to thresholds, up to the first failing check."""
+        m: dict[str, float] = {}
+        return self._reason(text, m), text, m
+
+    def _reason(self, text: str, m: dict[str, float]) -> str | None:
         lines = [line for line in text.split("\n") if line.strip() != ""]
         if not lines:
-            return "empty", text
-        ratio = sum(1 for line in lines if line.endswith(self.stop_chars)) / len(lines)
+            return "empty"
+        m["line_punct_ratio"] = ratio = sum(1 for line in lines if line.endswith(self.stop_chars)) / len(lines)
         if ratio < self.line_punct_thr and not (ratio == 0 and self.line_punct_exclude_zero):
-            return "line_punct_ratio", text
-        ratio = sum(1 for line in lines if len(line) <= self.short_line_length) / len(lines)
+            return "line_punct_ratio"
+        m["short_line_ratio"] = ratio = sum(1 for line in lines if len(line) <= self.short_line_length) / len(lines)
         if ratio > self.short_line_threshold:
-            return "short_line_ratio", text
-        if find_duplicates(lines)[1] / len(text.replace("\n", "")) > self.char_duplicates_ratio:
-            return "char_dup_ratio", text
+            return "short_line_ratio"
+        m["char_dup_ratio"] = ratio = find_duplicates(lines)[1] / len(text.replace("\n", ""))
+        if ratio > self.char_duplicates_ratio:
+            return "char_dup_ratio"
         n_words = len(words_tuple(text))
         if not n_words:
-            return "fineweb_no_words", text
-        if text.count("\n") / n_words > self.new_line_ratio:
-            return "list_ratio", text
-        return None, text
+            return "fineweb_no_words"
+        m["list_ratio"] = ratio = text.count("\n") / n_words
+        if ratio > self.new_line_ratio:
+            return "list_ratio"
+        return None
 
 
 STAGES = ("gopher_repetition", "gopher_quality", "c4", "fineweb")
@@ -459,3 +488,13 @@ class QualityChain:
             if reason is not None:
                 return name, reason, text
         return None, None, text
+
+    def measure(self, text: str) -> tuple[str | None, str | None, str, dict[str, float | None]]:
+        """``check`` plus the values the stages that ran compared to thresholds, keyed ``"stage.value"``."""
+        metrics: dict[str, float | None] = {}
+        for name, stage in self.stages:
+            reason, text, m = stage.measure(text)
+            metrics.update((f"{name}.{k}", v) for k, v in m.items())
+            if reason is not None:
+                return name, reason, text, metrics
+        return None, None, text, metrics

@@ -100,8 +100,8 @@ def _warc_page(record, file_path: str, position: int, conf: ReadConf) -> Page | 
     return Page(rid, url, date, file_path, html=html, encoding=encoding)
 
 
-def _open_records(uri: str, whole_file_gzip: bool):
-    raw = open_input(uri)
+def _open_records(uri: str, whole_file_gzip: bool, conf: ReadConf):
+    raw = open_input(uri, conf.remote_retries, conf.retry_backoff_seconds)
     # warcio wants one gzip member per record; some producers gzip the whole file as one member.
     stream = gzip.open(raw) if whole_file_gzip else raw
     return raw, iter(ArchiveIterator(stream, arc2warc=True, check_digests=False))
@@ -110,7 +110,7 @@ def _open_records(uri: str, whole_file_gzip: bool):
 def _iter_warc(uri: str, conf: ReadConf, want: tuple[str, ...]) -> Iterator[Page | Skip]:
     position = 0
     whole_file_gzip = False
-    raw, records = _open_records(uri, whole_file_gzip)
+    raw, records = _open_records(uri, whole_file_gzip, conf)
     try:
         while True:
             try:
@@ -121,7 +121,7 @@ def _iter_warc(uri: str, conf: ReadConf, want: tuple[str, ...]) -> Iterator[Page
                 if not whole_file_gzip and "non-chunked gzip" in str(e):
                     raw.close()
                     whole_file_gzip = True
-                    raw, records = _open_records(uri, whole_file_gzip)
+                    raw, records = _open_records(uri, whole_file_gzip, conf)
                     for _ in range(position):  # records already handled before the fallback
                         next(records)
                     continue
@@ -151,8 +151,8 @@ def _row_page(row: dict, uri: str, position: int) -> Page | Skip:
     return Page(rid, url, str(date), uri, text=text)
 
 
-def _iter_jsonl(uri: str) -> Iterator[Page | Skip]:
-    with open_input(uri) as raw:
+def _iter_jsonl(uri: str, conf: ReadConf) -> Iterator[Page | Skip]:
+    with open_input(uri, conf.remote_retries, conf.retry_backoff_seconds) as raw:
         stream = gzip.open(raw) if uri.endswith(".gz") else raw
         position = 0
         try:
@@ -173,8 +173,8 @@ def _iter_jsonl(uri: str) -> Iterator[Page | Skip]:
             yield Skip("read_error", detail=f"{uri}: after {position} lines: {type(e).__name__}: {e}")
 
 
-def _iter_parquet(uri: str) -> Iterator[Page | Skip]:
-    with open_input(uri) as raw:
+def _iter_parquet(uri: str, conf: ReadConf) -> Iterator[Page | Skip]:
+    with open_input(uri, conf.remote_retries, conf.retry_backoff_seconds) as raw:
         try:
             pf = pq.ParquetFile(raw)
         except Exception as e:  # noqa: BLE001
@@ -199,9 +199,9 @@ def iter_pages(uri: str, conf: ReadConf) -> Iterator[Page | Skip]:
     elif fmt == "wet":
         pages = _iter_warc(uri, conf, ("conversion",))
     elif fmt == "jsonl":
-        pages = _iter_jsonl(uri)
+        pages = _iter_jsonl(uri, conf)
     else:
-        pages = _iter_parquet(uri)
+        pages = _iter_parquet(uri, conf)
     try:
         yield from pages
     except Exception as e:  # noqa: BLE001 - recorded in the stats with the file and error

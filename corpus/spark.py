@@ -61,6 +61,7 @@ def get_session(master: str | None = None, app_name: str = "corpus", conf: dict[
         builder = builder.master(master or "local[*]")
         defaults = {
             "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",  # corpus/monitor.py shows progress (and as JSON when asked)
             "spark.sql.shuffle.partitions": "8",
             "spark.python.worker.reuse": "true",
             "spark.driver.memory": "4g",

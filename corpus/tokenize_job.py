@@ -198,6 +198,12 @@ def run_tokenize(spark: SparkSession, sources: list[SourceConf], out: str, conf:
         "val_fraction": conf.val_fraction,
         "shard_tokens": conf.shard_tokens,
     }
+    wall_seconds = round(time.time() - started, 2)
+    # Timing lives beside dedup.json / pii.json (RUN/stats), not in the manifest, which stays byte-identical.
+    stats_dir = RunDir(posixpath.dirname(run.root.rstrip("/")) or ".")
+    stats_dir.makedirs("stats")
+    stats_dir.write_json({"splits": manifest["splits"], "shards": len(shards), "wall_seconds": wall_seconds},
+                         "stats", "tokenize.json")
     run.write_json(manifest, "manifest.json")
-    return {**manifest["splits"], "sources": manifest["sources"], "wall_seconds": round(time.time() - started, 2),
+    return {**manifest["splits"], "sources": manifest["sources"], "wall_seconds": wall_seconds,
             "shards": len(shards)}

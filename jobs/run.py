@@ -1,8 +1,13 @@
 """spark-submit entry point: `spark-submit jobs/run.py --input CRAWL --out RUN` (the whole chain)."""
 
+import os
 import sys
 
-from corpus.cli import main
+# Python puts this folder first on sys.path; its tokenize.py would then shadow the standard library's tokenize
+# module (imported by inspect, typer, ...) and break every job. Drop the folder: jobs import only `corpus`.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
+from corpus.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     main(["run", *sys.argv[1:]])

@@ -31,3 +31,19 @@ def spark():
     )
     yield session
     session.stop()
+
+
+# Post-training fixtures (tiny_base), shared by the sft/reward/lora/dpo/ppo tests.
+pytest_plugins = ["posttrain_fixtures"]
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """The test machine's 2 cores are shared with other jobs; with 2 OpenMP threads a step then stalls for seconds.
+    Modules opt in with `pytestmark = pytest.mark.usefixtures("torch_one_thread")`."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -431,3 +431,42 @@ def test_metrics_agree_with_datatrove_words():
         assert 0 <= f["line_punct_ratio"] <= 1
     assert fw.metrics("\n \n") == {"n_lines": 0}
     assert gq.metrics("")["hash_ratio"] is None
+
+
+def test_measure_gives_checks_verdict_and_the_values_it_thresholded():
+    """The build uses QualityChain.measure (verdict + values for the report): same verdict as check, and the
+    value recorded for the failing check is on the rejecting side of its threshold."""
+    config = {"gopher_repetition": {}, "gopher_quality": {}, "c4": {"filter_no_terminal_punct": False}, "fineweb": {}}
+    chain = qf.QualityChain(config)
+    gq, fw = qf.GopherQualityFilter(), qf.FineWebQualityFilter()
+    rejecting = {
+        ("gopher_repetition", "dup_para_frac"): lambda m: m["gopher_repetition.dup_para_frac"] > 0.3,
+        ("gopher_repetition", "top_2_gram"): lambda m: m["gopher_repetition.top_2_gram_frac"] > 0.2,
+        ("gopher_quality", "gopher_short_doc"): lambda m: m["gopher_quality.n_non_symbol_words"] < 50,
+        ("gopher_repetition", "duplicated_5_n_grams"):
+            lambda m: m["gopher_repetition.duplicated_5_n_grams_frac"] > 0.15,
+        ("gopher_quality", "gopher_below_alpha_threshold"): lambda m: m["gopher_quality.alpha_words_ratio"] < 0.8,
+        ("fineweb", "char_dup_ratio"): lambda m: m["fineweb.char_dup_ratio"] > 0.01,
+    }
+    checked = set()
+    for text in corpus_texts():
+        try:
+            expected = chain.check(text)
+        except ZeroDivisionError:
+            continue
+        stage, reason, new_text, m = chain.measure(text)
+        assert (stage, reason, new_text) == expected, text[:80]
+        if (stage, reason) in rejecting:
+            assert rejecting[stage, reason](m), (stage, reason, m)
+            checked.add((stage, reason))
+        if "gopher_quality.n_words" in m:
+            ours = {k.split(".", 1)[1]: v for k, v in m.items() if k.startswith("gopher_quality.")}
+            assert _nan_none(ours) == _nan_none(gq.metrics(text))
+        if stage is None:  # every FineWeb value was computed, on the text C4 left
+            assert {k.split(".", 1)[1]: v for k, v in m.items() if k.startswith("fineweb.")} == {
+                k: v for k, v in fw.metrics(new_text).items() if k != "n_lines"}
+    assert checked == set(rejecting)
+
+
+def _nan_none(d: dict) -> dict:
+    return {k: (None if v != v else v) for k, v in d.items()}

@@ -29,13 +29,7 @@ TINY = REPO / "conf" / "train" / "tiny.yaml"
 FAST = ["model.block_size=64", "model.d_model=64", "model.n_layer=2", "train.eval_batches=2", "train.log_interval=1"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The test machine's 2 cores are shared with other jobs; with 2 OpenMP threads a step then stalls for seconds."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def synthetic_texts(n_docs: int = 600, seed: int = 0) -> list[str]:

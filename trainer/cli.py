@@ -5,6 +5,12 @@
     torchrun --nproc_per_node 2 -m trainer.cli pretrain ...          (DDP; gloo on CPU, nccl on CUDA)
     trainer generate --ckpt RUNS/x [--prompt TEXT] [--max-new-tokens N --temperature T --top-k K --top-p P]
     trainer export --ckpt RUNS/x --out EXPORT_DIR
+    trainer sft --base RUNS/x --data alpaca.jsonl --out RUNS/sft [--pack] [--lora-rank 8] [--resume]
+    trainer reward --base RUNS/sft --data hh.jsonl --out RUNS/rm [--val-fraction 0.1] [--lora-rank 8]
+    trainer merge-lora --ckpt RUNS/sft --out EXPORT_DIR
+    trainer dpo --base RUNS/sft --data hh.jsonl --out RUNS/dpo [--ref CKPT] [--precompute-ref] [--lora-rank 8]
+    trainer ppo --policy RUNS/sft --reward-model RUNS/rm | --reward-fn count_token:PIECE --prompts FILE --out RUNS/ppo
+    trainer eval --ckpt RUNS/ppo --reward-model RUNS/rm --prompts FILE [--n N --max-new-tokens M --seed S]
 """
 
 from __future__ import annotations
@@ -24,8 +30,10 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from corpus.tokenizer import TokenizerError
     from trainer.checkpoint import CheckpointError
     from trainer.config import TrainConfigError
+    from trainer.posttrain import PostTrainDataError
 
-    return (ShardError, TokenizerError, CheckpointError, TrainConfigError, FloatingPointError)
+    return (ShardError, TokenizerError, CheckpointError, TrainConfigError, FloatingPointError, FileNotFoundError,
+            PostTrainDataError)
 
 
 @app.command()
@@ -90,6 +98,185 @@ def export(
     print(f"exported {run(ckpt, out)}")
 
 
+def _posttrain_overrides(set_: list[str] | None, max_steps: int | None, lora_rank: int | None,
+                         lora_alpha: float | None, lora_targets: str | None) -> list[str]:
+    """--set plus the shortcut options, as overrides of the config file's train section."""
+    overrides = list(set_ or [])
+    for key, value in (("max_steps", max_steps), ("lora_rank", lora_rank), ("lora_alpha", lora_alpha)):
+        if value is not None:
+            overrides.append(f"train.{key}={value}")
+    if lora_targets is not None:
+        overrides.append(f"train.lora_targets=[{lora_targets}]")
+    return overrides
+
+
+LoraRank = Annotated[int | None, typer.Option("--lora-rank", help="train LoRA adapters of this rank (0 = full)")]
+LoraAlpha = Annotated[float | None, typer.Option("--lora-alpha", help="LoRA scale numerator (scale = alpha/rank)")]
+LoraTargets = Annotated[str | None, typer.Option("--lora-targets", help="comma-separated: qkv,proj,up,down")]
+SetOption = Annotated[list[str] | None, typer.Option("--set", help="override, e.g. train.lr=1e-3 or sft.pack=true")]
+OutOption = Annotated[Path, typer.Option("--out", "-o", help="run folder for checkpoints and logs")]
+ResumeOption = Annotated[bool, typer.Option("--resume", help="continue from the latest checkpoint in --out")]
+MaxStepsOption = Annotated[int | None, typer.Option("--max-steps", help="override train.max_steps")]
+
+
+@app.command()
+def sft(
+    base: Annotated[Path, typer.Option("--base", help="pretraining (or SFT) checkpoint, run folder or export")],
+    data: Annotated[Path, typer.Option("--data", help="Alpaca / ShareGPT / messages JSON or JSONL")],
+    out: OutOption,
+    config: Annotated[Path, typer.Option("--config", "-c")] = Path("conf/train/sft.yaml"),
+    val_data: Annotated[Path | None, typer.Option("--val-data", help="held-out conversations")] = None,
+    pack: Annotated[bool, typer.Option("--pack", help="pack conversations into full rows")] = False,
+    resume: ResumeOption = False,
+    max_steps: MaxStepsOption = None,
+    lora_rank: LoraRank = None,
+    lora_alpha: LoraAlpha = None,
+    lora_targets: LoraTargets = None,
+    set_: SetOption = None,
+) -> None:
+    """Supervised fine-tuning: loss on assistant tokens only."""
+    from trainer.posttrain import load_method_config
+    from trainer.sft import SFTConf, train_sft
+
+    overrides = _posttrain_overrides(set_, max_steps, lora_rank, lora_alpha, lora_targets)
+    if pack:
+        overrides.append("sft.pack=true")
+    conf, sconf = load_method_config(config, overrides, "sft", SFTConf)
+    s = train_sft(conf, sconf, base, data, out, val_data=val_data, resume=resume)
+    val = "n/a" if not s["val"] else f"{s['val']['loss']:.4f}"
+    print(f"done: step {s['step']}, train loss {s['train']['loss']:.4f}, val loss {val}, {s['rows']} rows "
+          f"({s['truncated']} truncated), skipped {s['skipped'] or 'none'}, {s['tokens_per_sec']:,.0f} tok/s")
+
+
+@app.command()
+def reward(
+    base: Annotated[Path, typer.Option("--base", help="pretraining or SFT checkpoint, run folder or export")],
+    data: Annotated[Path, typer.Option("--data", help="prompt/chosen/rejected or hh-rlhf JSON or JSONL")],
+    out: OutOption,
+    config: Annotated[Path, typer.Option("--config", "-c")] = Path("conf/train/reward.yaml"),
+    val_fraction: Annotated[float | None, typer.Option("--val-fraction", help="held-out pairs")] = None,
+    resume: ResumeOption = False,
+    max_steps: MaxStepsOption = None,
+    lora_rank: LoraRank = None,
+    lora_alpha: LoraAlpha = None,
+    lora_targets: LoraTargets = None,
+    set_: SetOption = None,
+) -> None:
+    """Reward model: GPT trunk + scalar head, Bradley-Terry loss, held-out pairwise accuracy."""
+    from trainer.posttrain import load_method_config
+    from trainer.reward import RewardConf, train_reward
+
+    overrides = _posttrain_overrides(set_, max_steps, lora_rank, lora_alpha, lora_targets)
+    if val_fraction is not None:
+        overrides.append(f"reward.val_fraction={val_fraction}")
+    conf, rconf = load_method_config(config, overrides, "reward", RewardConf)
+    s = train_reward(conf, rconf, base, data, out, resume=resume)
+    val = "n/a" if not s["val"] else f"{s['val']['accuracy']:.3f} (loss {s['val']['loss']:.4f})"
+    print(f"done: step {s['step']}, train loss {s['train']['loss']:.4f}, held-out accuracy {val} on "
+          f"{s['val_pairs']} pairs, skipped {s['skipped'] or 'none'}, {s['tokens_per_sec']:,.0f} tok/s")
+
+
+@app.command("merge-lora")
+def merge_lora(
+    ckpt: Annotated[Path, typer.Option("--ckpt", help="LoRA checkpoint or run folder (latest)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder for config.json + model.safetensors")],
+) -> None:
+    """Fold LoRA adapters into their base weights and write a plain export (`trainer generate` reads a policy's;
+    a reward model's becomes a full reward checkpoint)."""
+    from trainer.posttrain import export_merged
+
+    print(f"exported {export_merged(ckpt, out)}")
+
+
+@app.command()
+def dpo(
+    base: Annotated[Path, typer.Option("--base", help="SFT or pretraining checkpoint, run folder or export")],
+    data: Annotated[Path, typer.Option("--data", help="prompt/chosen/rejected or hh-rlhf JSON or JSONL")],
+    out: OutOption,
+    config: Annotated[Path, typer.Option("--config", "-c")] = Path("conf/train/dpo.yaml"),
+    ref: Annotated[Path | None, typer.Option("--ref", help="reference model (default: a frozen copy of --base)")
+                   ] = None,
+    precompute_ref: Annotated[bool, typer.Option("--precompute-ref", help="reference log-probs computed once")
+                              ] = False,
+    resume: ResumeOption = False,
+    max_steps: MaxStepsOption = None,
+    lora_rank: LoraRank = None,
+    lora_alpha: LoraAlpha = None,
+    lora_targets: LoraTargets = None,
+    set_: SetOption = None,
+) -> None:
+    """Direct Preference Optimization (sigmoid loss, beta 0.1) against a frozen reference."""
+    from trainer.dpo import DPOConf, train_dpo
+    from trainer.posttrain import load_method_config
+
+    overrides = _posttrain_overrides(set_, max_steps, lora_rank, lora_alpha, lora_targets)
+    if precompute_ref:
+        overrides.append("dpo.precompute_ref=true")
+    conf, dconf = load_method_config(config, overrides, "dpo", DPOConf)
+    s = train_dpo(conf, dconf, base, data, out, ref=ref, resume=resume)
+    t = s["train"]
+    val = "n/a" if not s["val"] else f"{s['val']['accuracy']:.3f} (margin {s['val']['margin']:.3f})"
+    print(f"done: step {s['step']}, loss {t['loss']:.4f}, reward accuracy {t['accuracy']:.3f}, margin "
+          f"{t['margin']:.3f}, held-out accuracy {val} on {s['val_pairs']} pairs, skipped {s['skipped'] or 'none'}, "
+          f"{s['tokens_per_sec']:,.0f} tok/s")
+
+
+@app.command()
+def ppo(
+    policy: Annotated[Path, typer.Option("--policy", help="SFT or pretraining checkpoint, run folder or export")],
+    prompts: Annotated[Path, typer.Option("--prompts", help="prompts: .txt lines, or JSON/JSONL records")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="run folder for checkpoints and logs")],
+    reward_model: Annotated[Path | None, typer.Option("--reward-model", help="trainer reward checkpoint")] = None,
+    reward_fn: Annotated[str | None, typer.Option("--reward-fn", help="built-in: count_token:<piece>")] = None,
+    config: Annotated[Path, typer.Option("--config", "-c")] = Path("conf/train/ppo.yaml"),
+    resume: Annotated[bool, typer.Option("--resume", help="continue from the latest checkpoint in --out")] = False,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", help="rollout batches")] = None,
+    set_: SetOption = None,
+) -> None:
+    """RLHF with PPO: KV-cache rollouts, KL penalty to the reference, value head + GAE, clipped losses."""
+    from trainer.posttrain import load_method_config
+    from trainer.ppo import PPOConf, train_ppo
+
+    if (reward_model is None) == (reward_fn is None):
+        raise typer.BadParameter("give exactly one of --reward-model or --reward-fn")
+    conf, pconf = load_method_config(config, _posttrain_overrides(set_, max_steps, None, None, None), "ppo",
+                                     PPOConf)
+    s = train_ppo(conf, pconf, policy, prompts, out, reward_model=reward_model, reward_fn=reward_fn, resume=resume)
+    t = s["train"]
+    print(f"done: step {s['step']}, reward {t['reward']:.4f}, kl {t['kl']:.4f}, entropy {t['entropy']:.3f}, "
+          f"clipfrac {t['clipfrac']:.3f}, {s['prompts']} prompts, {s['tokens_per_sec']:,.0f} generated tok/s")
+
+
+@app.command("eval")
+def eval_(
+    ckpt: Annotated[Path, typer.Option("--ckpt", help="policy checkpoint, run folder or export")],
+    prompts: Annotated[Path, typer.Option("--prompts", help="held-out prompts: .txt lines, or JSON/JSONL")],
+    reward_model: Annotated[Path | None, typer.Option("--reward-model", help="trainer reward checkpoint")] = None,
+    reward_fn: Annotated[str | None, typer.Option("--reward-fn", help="built-in: count_token:<piece>")] = None,
+    n: Annotated[int | None, typer.Option("--n", help="first N prompts (default all)")] = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 64,
+    temperature: Annotated[float, typer.Option("--temperature", help="0 = greedy")] = 0.0,
+    top_k: Annotated[int | None, typer.Option("--top-k")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    val_data: Annotated[Path | None, typer.Option("--val-data", help="conversations for a val loss")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="JSON report (default CKPT-eval.json)")] = None,
+    device: Annotated[str, typer.Option("--device")] = "cpu",
+) -> None:
+    """Mean reward-model score of the checkpoint's replies to a held-out prompt set (+ val loss)."""
+    from trainer.evaluate import evaluate_checkpoint
+
+    if (reward_model is None) == (reward_fn is None):
+        raise typer.BadParameter("give exactly one of --reward-model or --reward-fn")
+    if max_new_tokens < 1 or (n is not None and n < 1):
+        raise typer.BadParameter("--max-new-tokens and --n must be at least 1")
+    out = out or Path(f"{str(ckpt).rstrip('/')}-eval.json")
+    r = evaluate_checkpoint(ckpt, prompts, reward_model, reward_fn, n, max_new_tokens, temperature, top_k, seed,
+                            val_data, out, device=device)
+    val = "" if r["val_loss"] is None else f", val loss {r['val_loss']:.4f}"
+    print(f"mean reward {r['mean_reward']:.4f} over {r['n']} prompts{val} (scored by {r['scored_by']}); "
+          f"report {out}")
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=False)
@@ -101,7 +288,8 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:
         import click
 
-        if isinstance(e, click.ClickException):  # usage errors: click's own message
+        # usage errors: click's own message (typer >= 0.20 raises its vendored click's classes)
+        if isinstance(e, click.ClickException) or (isinstance(e, typer.TyperException) and hasattr(e, "show")):
             e.show()
             sys.exit(e.exit_code)
         raise

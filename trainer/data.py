@@ -96,20 +96,29 @@ class ShardStream:
         self._order = self._shard_order()
         self._windows: tuple[int, np.ndarray] | None = None
 
-    def _next_window(self) -> tuple[int, int]:
-        """Advance the global cursor by one window; return (shard index, window index)."""
-        while True:
+    def _take(self, n: int) -> list[tuple[int, np.ndarray]]:
+        """Advance the global cursor by n windows; return them as (shard index, window indices) runs, in order.
+
+        The same windows, in the same order, as n single steps: whole runs are sliced out of a shard's order at
+        once, which keeps the loader far faster than the model (see bench/loader.py).
+        """
+        runs: list[tuple[int, np.ndarray]] = []
+        while n > 0:
             if self.shard_pos >= len(self.shards):
                 self.epoch, self.shard_pos, self.window_pos = self.epoch + 1, 0, 0
                 self._order = self._shard_order()
             shard = int(self._order[self.shard_pos])
-            if self.window_pos < self.n_windows[shard]:
-                if self._windows is None or self._windows[0] != shard:
-                    self._windows = (shard, self._window_order(shard))
-                w = int(self._windows[1][self.window_pos])
-                self.window_pos += 1
-                return shard, w
-            self.shard_pos, self.window_pos = self.shard_pos + 1, 0
+            left = self.n_windows[shard] - self.window_pos
+            if left <= 0:
+                self.shard_pos, self.window_pos = self.shard_pos + 1, 0
+                continue
+            if self._windows is None or self._windows[0] != shard:
+                self._windows = (shard, self._window_order(shard))
+            k = min(n, left)
+            runs.append((shard, self._windows[1][self.window_pos:self.window_pos + k]))
+            self.window_pos += k
+            n -= k
+        return runs
 
     # -- reading ----------------------------------------------------------------------------------------
     def _map(self, shard: int) -> np.ndarray:
@@ -122,14 +131,22 @@ class ShardStream:
         return self._maps[shard]
 
     def next_batch(self, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-        picks = [self._next_window() for _ in range(self.B * self.world)]
-        mine = picks[self.rank * self.B:(self.rank + 1) * self.B]
-        rows = np.empty((self.B, self.T + 1), dtype=np.int64)
-        for i, (shard, w) in enumerate(mine):
-            rows[i] = self._map(shard)[w * self.T:w * self.T + self.T + 1]
-            if self.vocab_size is not None and rows[i].max() >= self.vocab_size:
-                raise ShardError(f"{self.ds.root / self.shards[shard].name}: token id {int(rows[i].max())} "
+        runs = self._take(self.B * self.world)
+        # This rank's rows are windows [rank·B, (rank+1)·B) of the step's global run of B·world windows.
+        lo, hi, seen = self.rank * self.B, (self.rank + 1) * self.B, 0
+        parts = []
+        span = np.arange(self.T + 1)
+        for shard, windows in runs:
+            a, b = max(lo - seen, 0), min(hi - seen, len(windows))
+            seen += len(windows)
+            if a >= b:
+                continue
+            rows = self._map(shard)[(windows[a:b] * self.T)[:, None] + span]  # (k, T+1) gather from the map
+            if self.vocab_size is not None and rows.max() >= self.vocab_size:
+                raise ShardError(f"{self.ds.root / self.shards[shard].name}: token id {int(rows.max())} "
                                  f"is outside the model's vocabulary of {self.vocab_size}")
+            parts.append(rows)
+        rows = np.concatenate(parts).astype(np.int64)
         t = torch.from_numpy(rows)
         x, y = t[:, :-1], t[:, 1:]
         if torch.device(device).type == "cuda":

@@ -209,8 +209,8 @@ class GPT(nn.Module):
         matmul = self.num_params(non_embedding=True) + c.vocab_size * c.d_model * (1 if c.tie_embeddings else 0)
         return 6 * matmul + 12 * c.n_layer * c.d_model * c.block_size
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None):
-        """Logits for every position (training) or only the last one (inference); loss when targets are given."""
+    def hidden(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """Final normed hidden states (B, T, d_model): what the output projection, a reward or value head reads."""
         B, T = idx.shape
         start = cache.length if cache is not None else 0
         if start + T > self.cfg.block_size:
@@ -221,7 +221,11 @@ class GPT(nn.Module):
             x = block(x, cos, sin, cache)
         if cache is not None:
             cache.length += T
-        x = self.norm(x)
+        return self.norm(x)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None):
+        """Logits for every position (training) or only the last one (inference); loss when targets are given."""
+        x = self.hidden(idx, cache)
         if targets is None:
             return self.lm_head(x[:, -1:]).float(), None
         logits = self.lm_head(x).float()  # float: a bf16 softmax over the vocabulary loses precision
