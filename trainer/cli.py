@@ -53,13 +53,14 @@ def pretrain(
     if max_steps is not None:
         overrides.append(f"train.max_steps={max_steps}")
     cfg = load_config(config, overrides)
+    from trainer.pretrain import shutdown_distributed
+
     try:
         summary = run(cfg, data, out, resume=resume)
-    finally:
-        import torch.distributed as dist
-
-        if dist.is_initialized():
-            dist.destroy_process_group()
+    except BaseException:
+        shutdown_distributed(finished=False)
+        raise
+    shutdown_distributed()
     if int(os.environ.get("RANK", "0")) == 0:
         val = "n/a" if summary["val_loss"] is None else f"{summary['val_loss']:.4f}"
         print(f"done: step {summary['step']}, train loss {summary['train_loss']:.4f}, val loss {val}, "

@@ -7,6 +7,7 @@ Run folder layout: `run_config.json` (the config as run), `tokenizer.model`, `me
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import math
 import os
@@ -53,6 +54,23 @@ def setup_distributed(device_type: str) -> Dist:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
     return d
+
+
+def shutdown_distributed(finished: bool = True) -> None:
+    """Tear the process group down while the interpreter is fully alive.
+
+    The DDP wrapper sits in reference cycles, so its reducer (and the gloo work objects holding tensors) would
+    otherwise outlive destroy_process_group and be freed during interpreter finalization, which can abort the
+    process ("terminate called without an active exception") after all work is saved. Collecting first frees them
+    while the group still exists; the closing barrier keeps one rank from closing its sockets while the other still
+    has a collective in flight. After a failure there is no barrier: the other ranks may never reach it.
+    """
+    if not dist.is_initialized():
+        return
+    gc.collect()
+    if finished:
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 def pick_device(conf: TrainConf, d: Dist) -> torch.device:
