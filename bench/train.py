@@ -101,8 +101,8 @@ def timed_steps(model, opt, loss_of, data: np.ndarray, cfg, dtype: str, steps: i
     return times
 
 
-def reference_loop(data: np.ndarray, vocab: int, cfg, dtype: str, steps: int) -> list[float]:
-    """nanoGPT's train.py inner loop; returns seconds per step."""
+def reference_loop(data: np.ndarray, vocab: int, cfg, dtype: str, steps: int, compile_: bool = False):
+    """nanoGPT's train.py inner loop; returns (seconds per step, FLOPs per token, parameter count)."""
     m, t = cfg.model, cfg.train
     torch.manual_seed(0)
     model = RefGPT(vocab, m.block_size, m.n_layer, m.d_model, m.n_head)
@@ -110,11 +110,12 @@ def reference_loop(data: np.ndarray, vocab: int, cfg, dtype: str, steps: int) ->
     other = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay}, {"params": other, "weight_decay": 0}],
                             lr=t.lr, betas=(t.beta1, t.beta2))
-    times = timed_steps(model, opt, lambda x, y: model(x, y), data, cfg, dtype, steps)
+    run = torch.compile(model) if compile_ else model
+    times = timed_steps(model, opt, lambda x, y: run(x, y), data, cfg, dtype, steps)
     return times, model.flops_per_token(), sum(p.numel() for p in model.parameters())
 
 
-def hf_gpt2_loop(data: np.ndarray, vocab: int, cfg, dtype: str, steps: int):
+def hf_gpt2_loop(data: np.ndarray, vocab: int, cfg, dtype: str, steps: int, compile_: bool = False):
     """The issue's peer: Hugging Face transformers GPT2LMHeadModel, same width/depth/heads/context, same loop."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -127,8 +128,53 @@ def hf_gpt2_loop(data: np.ndarray, vocab: int, cfg, dtype: str, steps: int):
     model = GPT2LMHeadModel(conf)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, betas=(t.beta1, t.beta2), weight_decay=t.weight_decay)
-    times = timed_steps(model, opt, lambda x, y: model(input_ids=x, labels=x).loss, data, cfg, dtype, steps)
+    run = torch.compile(model) if compile_ else model
+    times = timed_steps(model, opt, lambda x, y: run(input_ids=x, labels=x).loss, data, cfg, dtype, steps)
     return times
+
+
+# -- the matmul-only ceiling -------------------------------------------------------------------------------------------
+def _seconds(fn, reps: int) -> float:
+    for _ in range(2):
+        fn()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return (time.perf_counter() - t0) / reps
+
+
+def gemm_ceiling(per_layer: list[tuple[int, int]], head: tuple[int, int], cfg, dtype: str, reps: int = 10) -> float:
+    """Tokens/s of a training step that did nothing but its matmuls and attention kernels, at the step's exact shapes.
+
+    Each (in, out) linear costs its forward GEMM and the two backward ones (input and weight gradients) on
+    batch × block rows; each layer's attention costs one SDPA forward + backward. Norms, activations, RoPE, the
+    loss, the optimizer and autograd bookkeeping are free here, so no model of these shapes trains faster on
+    this CPU: it bounds what any kernel fusion could reach.
+    """
+    m, t = cfg.model, cfg.train
+    dt = torch.bfloat16 if dtype == "bfloat16" else torch.float32
+    rows = t.batch_size * m.block_size
+
+    def linear(k_in: int, n_out: int) -> float:
+        x, w, g = (torch.randn(r, c, dtype=dt) for r, c in ((rows, k_in), (n_out, k_in), (rows, n_out)))
+        return _seconds(lambda: x @ w.t(), reps) + _seconds(lambda: g @ w, reps) + _seconds(lambda: g.t() @ x, reps)
+
+    shape = (t.batch_size, m.n_head, m.block_size, m.d_model // m.n_head)
+    q, k, v = (torch.randn(shape, dtype=dt, requires_grad=True) for _ in range(3))
+    go = torch.randn(shape, dtype=dt)
+    attention = _seconds(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True).backward(go), reps)
+    seconds = m.n_layer * (sum(linear(*s) for s in per_layer) + attention) + linear(*head)
+    return rows / seconds
+
+
+def ceilings(cfg, vocab: int, dtype: str) -> tuple[float, float]:
+    """Matmul-only ceilings for our model's shapes and for GPT-2's (4·d GELU MLP) at the same config."""
+    d = cfg.model.d_model
+    gpt = cfg.gpt_config(vocab)
+    up = (2 if gpt.mlp == "swiglu" else 1) * gpt.hidden
+    ours = [(d, 3 * d), (d, d), (d, up), (gpt.hidden, d)]
+    gpt2 = [(d, 3 * d), (d, d), (d, 4 * d), (4 * d, d)]
+    return gemm_ceiling(ours, (d, vocab), cfg, dtype), gemm_ceiling(gpt2, (d, vocab), cfg, dtype)
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------------
@@ -158,6 +204,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override for all runs")
     ap.add_argument("--compile", action="store_true", help="torch.compile our model (the peers stay eager)")
+    ap.add_argument("--compile-peers", action="store_true", help="torch.compile the two peers as well")
+    ap.add_argument("--ceiling", action="store_true",
+                    help="also time each config's matmuls and attention alone: the fastest any fusion could go")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -181,8 +230,9 @@ def main() -> None:
                         f"train.compile={str(args.compile).lower()}", "train.device=cpu"]
                 cfg = load_config(REPO / "conf" / "train" / f"{name}.yaml", sets)
                 tokens_per_step = cfg.train.batch_size * cfg.model.block_size * cfg.train.grad_accum
-                ref_times, ref_fpt, ref_params = reference_loop(train_tokens, vocab, cfg, dtype, args.steps)
-                hf_times = hf_gpt2_loop(train_tokens, vocab, cfg, dtype, args.steps)
+                ref_times, ref_fpt, ref_params = reference_loop(train_tokens, vocab, cfg, dtype, args.steps,
+                                                                args.compile_peers)
+                hf_times = hf_gpt2_loop(train_tokens, vocab, cfg, dtype, args.steps, args.compile_peers)
                 out = Path(tmp) / f"run-{name}-{dtype}"
                 pretrain(cfg, data_dir, out, quiet=True)
                 recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
@@ -200,6 +250,12 @@ def main() -> None:
                     "ours_mfu": ours_rate * model.flops_per_token() / peaks[dtype],
                     "ref_mfu": ref_rate * ref_fpt / peaks[dtype],
                 })
+                if args.ceiling:
+                    ours_cap, gpt2_cap = ceilings(cfg, vocab, dtype)
+                    rows[-1].update(ceiling_ours=ours_cap, ceiling_gpt2=gpt2_cap)
+                    print(f"{name:>5} {dtype:>8} | matmul+attention-only ceiling: ours {ours_cap:,.0f} tok/s "
+                          f"(MFU {100 * ours_cap * model.flops_per_token() / peaks[dtype]:.1f}%, "
+                          f"{ours_cap / hf_rate:.2f}x HF measured), GPT-2 shapes {gpt2_cap:,.0f} tok/s", flush=True)
                 r = rows[-1]
                 print(f"{name:>5} {dtype:>8} | ours {r['ours_tok_s']:>9,.0f} tok/s mfu {100 * r['ours_mfu']:5.1f}% "
                       f"({r['params_ours'] / 1e6:.2f}M) | ref {r['ref_tok_s']:>9,.0f} tok/s mfu "

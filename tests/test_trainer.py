@@ -17,6 +17,7 @@ from conftest import REPO, shared_data
 
 from corpus.shards import ShardError, TokenDataset
 from corpus.tokenizer import train_tokenizer
+from trainer import precision
 from trainer.checkpoint import CheckpointError, latest_checkpoint, load_for_inference
 from trainer.config import TrainConfigError, load_config
 from trainer.data import ShardStream, write_shards_from_texts
@@ -245,7 +246,7 @@ def test_tokenizer_mismatch_with_manifest(synthetic, shakespeare, tmp_path):
 
 @pytest.mark.parametrize("override, message", [
     ("model.d_model=130", r"d_model \(130\) must be divisible by model.n_head \(4\)"),
-    ("train.dtype=float16", r"train.dtype: Input should be 'float32' or 'bfloat16' \(got 'float16'\)"),
+    ("train.dtype=float16", r"train.dtype: Input should be 'float32', 'bfloat16' or 'auto' \(got 'float16'\)"),
     ("train.lrr=0.1", "train.lrr: unknown setting"),
     ("train.batch_size=0", "train.batch_size: Input should be greater than or equal to 1"),
     ("train.min_lr=1.0", r"min_lr \(1.0\) must not exceed lr"),
@@ -267,6 +268,25 @@ def test_bad_config_and_small_vocab_through_cli(synthetic, tmp_path):
 
 
 # -- DDP ------------------------------------------------------------------------------------------------------------
+def test_dtype_auto_follows_the_hardware_and_emulated_bf16_warns(synthetic, tmp_path, monkeypatch):
+    cpu = torch.device("cpu")
+    native = precision.native_bf16(cpu)
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():  # an independent witness: oneDNN's bf16 kernels need AVX512-BF16 or AMX
+        flags = set(cpuinfo.read_text().split())
+        assert native == bool(flags & {"avx512_bf16", "amx_bf16"})
+    expected = "bfloat16" if native else "float32"
+    assert precision.resolve_dtype("auto", cpu) == (expected, None)
+    assert precision.resolve_dtype("float32", cpu) == ("float32", None)
+    pretrain(load_config(TINY, [*FAST, "train.max_steps=1", "train.dtype=auto"]), synthetic, tmp_path / "auto",
+             quiet=True)
+    assert json.loads((tmp_path / "auto" / "run_config.json").read_text())["resolved_dtype"] == expected
+    monkeypatch.setattr(precision, "native_bf16", lambda device: False)
+    dtype, warning = precision.resolve_dtype("bfloat16", cpu)
+    assert dtype == "bfloat16" and "no native bf16 matmul" in warning and "train.dtype=auto or float32" in warning
+    assert precision.resolve_dtype("auto", cpu) == ("float32", None)
+
+
 def _torchrun() -> str | None:
     local = Path(sys.executable).parent / "torchrun"
     return str(local) if local.exists() else shutil.which("torchrun")

@@ -54,7 +54,9 @@ class TrainConf(BaseModel):
     beta1: float = Field(0.9, ge=0, lt=1)
     beta2: float = Field(0.95, ge=0, lt=1)
     grad_clip: float = Field(1.0, ge=0)  # 0 disables clipping
-    dtype: Literal["float32", "bfloat16"] = "float32"  # bfloat16 = autocast; weights and optimizer stay float32
+    # bfloat16 = autocast (weights and optimizer stay float32); auto = bfloat16 where the hardware has native bf16
+    # matmuls (CUDA Ampere+, CPUs with AVX512-BF16/AMX), else float32. See trainer/precision.py.
+    dtype: Literal["float32", "bfloat16", "auto"] = "float32"
     compile: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 1337

@@ -17,7 +17,6 @@ A full checkpoint of a GPT is also a pretraining-style checkpoint: `trainer gene
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
@@ -54,6 +53,8 @@ from trainer.checkpoint import (
 from trainer.config import TrainConfigError
 from trainer.lora import DEFAULT_TARGETS, apply_lora, has_lora, merge_lora, trainable_state_dict
 from trainer.model import GPT
+from trainer.precision import autocast as precision_autocast
+from trainer.precision import resolve_dtype
 from trainer.pretrain import Logger, lr_at
 
 
@@ -83,7 +84,9 @@ class PostTrainConf(BaseModel):
     beta1: float = Field(0.9, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
     grad_clip: float = Field(1.0, ge=0)  # 0 disables; TRL: 1.0
-    dtype: Literal["float32", "bfloat16"] = "float32"  # bfloat16 = autocast; weights and optimizer stay float32
+    # bfloat16 = autocast (weights and optimizer stay float32); auto = bfloat16 where the hardware has native bf16
+    # matmuls (CUDA Ampere+, CPUs with AVX512-BF16/AMX), else float32. See trainer/precision.py.
+    dtype: Literal["float32", "bfloat16", "auto"] = "float32"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 42  # TRL: 42
     threads: int | None = Field(None, ge=1)  # CPU intra-op threads (1 when the cores are shared)
@@ -154,9 +157,7 @@ def setup(conf: PostTrainConf) -> torch.device:
 
 
 def autocast(conf: PostTrainConf, device: torch.device):
-    if conf.dtype == "bfloat16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    return precision_autocast(resolve_dtype(conf.dtype, device)[0], device)
 
 
 # -- loading models ----------------------------------------------------------------------------------------------
@@ -416,8 +417,11 @@ def run_loop(method: Method, conf: PostTrainConf, config: dict, out: str | Path,
         shutil.copyfile(tokenizer, out / "tokenizer.model")
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
+    dtype, warning = resolve_dtype(conf.dtype, device)
     log.print(f"{method.name}: {method.n_examples} examples, {trainable:,} of {total:,} parameters trainable"
-              f"{' (LoRA)' if has_lora(model) else ''}, {device.type} {conf.dtype}")
+              f"{' (LoRA)' if has_lora(model) else ''}, {device.type} {dtype}")
+    if warning:
+        log.print(warning)
 
     def run_eval() -> dict[str, float] | None:
         if method.evaluate is None:

@@ -30,6 +30,8 @@ from trainer.checkpoint import (
 from trainer.config import Config, TrainConf, TrainConfigError
 from trainer.data import ShardStream, check_tokenizer
 from trainer.model import GPT
+from trainer.precision import autocast as precision_autocast
+from trainer.precision import resolve_dtype
 
 # bf16 dense peaks per GPU (TF32 is half of it); MFU needs some peak and these are the published figures.
 GPU_PEAK_BF16 = {"H100": 989e12, "A100": 312e12, "L40": 181e12, "L4": 121e12, "A10": 125e12, "4090": 165e12,
@@ -106,7 +108,7 @@ def matmul_peak(dtype: torch.dtype, n: int = 1024, reps: int = 4) -> float:
     return best
 
 
-def peak_flops(device: torch.device, conf: TrainConf, world: int) -> tuple[float, str]:
+def peak_flops(device: torch.device, conf: TrainConf, world: int, dtype: str) -> tuple[float, str]:
     """Peak FLOP/s of the hardware this run uses, and where the figure comes from.
 
     GPUs: datasheet dense bf16 (TF32 = half). CPUs publish no usable figure (clock and SIMD width vary by
@@ -117,10 +119,9 @@ def peak_flops(device: torch.device, conf: TrainConf, world: int) -> tuple[float
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
         peak = next((v for k, v in GPU_PEAK_BF16.items() if k in name), 312e12)
-        return (peak if conf.dtype == "bfloat16" else peak / 2) * world, f"{name} datasheet"
-    dtype = torch.bfloat16 if conf.dtype == "bfloat16" else torch.float32
-    per_process = matmul_peak(dtype)
-    return per_process * world, f"measured {conf.dtype} matmul, {torch.get_num_threads()} thread(s) × {world}"
+        return (peak if dtype == "bfloat16" else peak / 2) * world, f"{name} datasheet"
+    per_process = matmul_peak(torch.bfloat16 if dtype == "bfloat16" else torch.float32)
+    return per_process * world, f"measured {dtype} matmul, {torch.get_num_threads()} thread(s) × {world}"
 
 
 class Logger:
@@ -208,6 +209,9 @@ def pretrain(config: Config, data: str | Path, out: str | Path, resume: bool = F
     log = Logger(out, d.main, conf.tensorboard, -1 if start_ckpt is None else _step_of(start_ckpt), quiet)
     if resume and start_ckpt is None:
         log.print(f"no checkpoint in {out}: starting from step 0")
+    dtype, warning = resolve_dtype(conf.dtype, device)
+    if warning:
+        log.print(warning)
 
     if conf.threads:
         torch.set_num_threads(conf.threads)
@@ -238,7 +242,7 @@ def pretrain(config: Config, data: str | Path, out: str | Path, resume: bool = F
         log.print(f"resumed from {start_ckpt} at step {step}")
 
     if d.main:
-        resolved = {**config.model_dump(), "resolved_model": cfg.to_dict()}
+        resolved = {**config.model_dump(), "resolved_model": cfg.to_dict(), "resolved_dtype": dtype}
         (out / "run_config.json").write_text(json.dumps(resolved, indent=1))
         if not (out / "tokenizer.model").exists():
             (out / "tokenizer.model").write_bytes(tokenizer.read_bytes())
@@ -251,15 +255,13 @@ def pretrain(config: Config, data: str | Path, out: str | Path, resume: bool = F
                                                           else None)
 
     def autocast():
-        if conf.dtype == "bfloat16":
-            return torch.autocast(device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return precision_autocast(dtype, device)
 
     tokens_per_step = conf.batch_size * cfg.block_size * conf.grad_accum * d.world
-    peak, peak_source = peak_flops(device, conf, d.world)
+    peak, peak_source = peak_flops(device, conf, d.world, dtype)
     flops_per_token = raw.flops_per_token()
     log.print(f"model {raw.num_params() / 1e6:.2f}M params ({raw.num_params(True) / 1e6:.2f}M non-embedding), "
-              f"vocab {vocab}, {tokens_per_step:,} tokens/step on {d.world}× {device.type} {conf.dtype}; "
+              f"vocab {vocab}, {tokens_per_step:,} tokens/step on {d.world}× {device.type} {dtype}; "
               f"peak for MFU: {peak / 1e12:.2f} TFLOP/s ({peak_source})")
 
     def run_eval() -> float | None:
