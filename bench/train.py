@@ -212,9 +212,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
     load_before = os.getloadavg()[0]
-    peaks = {"float32": matmul_peak(torch.float32), "bfloat16": matmul_peak(torch.bfloat16)}
-    print(f"threads {threads}, load average {load_before:.2f}; matmul peak fp32 {peaks['float32'] / 1e9:.1f} "
-          f"GFLOP/s, bf16 {peaks['bfloat16'] / 1e9:.1f} GFLOP/s")
+    torch_dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+    # The peak is measured before and after each block of runs and the higher one kept: on a shared VM the cores'
+    # capacity drifts, and one low reading at start-up would put MFU above 100 %.
+    peaks = {dt: matmul_peak(torch_dtypes[dt], reps=8) for dt in args.dtypes.split(",")}
+    print(f"threads {threads}, load average {load_before:.2f}; CPU {torch.backends.cpu.get_cpu_capability()}, "
+          "matmul peak " + ", ".join(f"{dt} {v / 1e9:.1f} GFLOP/s" for dt, v in peaks.items()))
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -240,11 +243,13 @@ def main() -> None:
                 from trainer.model import GPT
 
                 model = GPT(cfg.gpt_config(vocab))
+                peaks[dtype] = max(peaks[dtype], matmul_peak(torch_dtypes[dtype], reps=8))
                 ours_rate = tokens_per_step / statistics.median(ours_times[3:])
                 ref_rate = tokens_per_step / statistics.median(ref_times[3:])
                 hf_rate = tokens_per_step / statistics.median(hf_times[3:])
                 rows.append({
-                    "config": name, "dtype": dtype, "params_ours": model.num_params(), "params_ref": ref_params,
+                    "config": name, "dtype": dtype, "peak_gflops": peaks[dtype] / 1e9,
+                    "params_ours": model.num_params(), "params_ref": ref_params,
                     "tokens_per_step": tokens_per_step, "ours_tok_s": ours_rate, "ref_tok_s": ref_rate,
                     "ratio": ours_rate / ref_rate, "hf_tok_s": hf_rate, "hf_ratio": ours_rate / hf_rate,
                     "ours_mfu": ours_rate * model.flops_per_token() / peaks[dtype],

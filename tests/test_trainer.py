@@ -8,6 +8,7 @@ import random
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -170,6 +171,32 @@ def test_stream_is_deterministic_resumable_and_rank_split(synthetic):
     assert all(torch.equal(a, b) for a, b in zip(expected, (again.next_batch()[0] for _ in range(5))))
     other_seed = ShardStream(ds, "train", batch_size=4, block_size=256, seed=6)
     assert not torch.equal(ShardStream(ds, "train", batch_size=4, **args).next_batch()[0], other_seed.next_batch()[0])
+
+
+def test_stream_epoch_takes_every_window_once_as_in_the_shard_files(synthetic):
+    # An oracle built from the shard files alone: one epoch yields each window [w·T, w·T+T+1) of each shard once.
+    ds, T = TokenDataset(synthetic), 64
+    expected: Counter = Counter()
+    for info in ds.split("train"):
+        tokens = np.fromfile(synthetic / info.name, dtype=np.uint16)[-info.tokens:]  # skip the header
+        expected.update(tuple(tokens[w * T:w * T + T + 1].tolist()) for w in range((info.tokens - 1) // T))
+    stream = ShardStream(ds, "train", block_size=T, batch_size=5, seed=3, vocab_size=320)
+    rows: list[tuple] = []
+    while len(rows) < sum(expected.values()):
+        x, y = stream.next_batch()
+        assert x.dtype == y.dtype == torch.int64 and x.is_contiguous() and y.is_contiguous()
+        assert torch.equal(x[:, 1:], y[:, :-1])
+        rows += [tuple(r) for r in torch.cat([x, y[:, -1:]], dim=1).tolist()]
+    assert Counter(rows[:sum(expected.values())]) == expected
+
+
+def test_token_outside_the_model_vocabulary_names_shard_and_id(synthetic):
+    ds = TokenDataset(synthetic)
+    # Every shard holds an id at or above this, so whichever shard the stream opens first is out of range.
+    low = min(int(np.fromfile(synthetic / i.name, dtype=np.uint16)[-i.tokens:].max()) for i in ds.split("train"))
+    message = rf"train_[\d_]+\.bin: token id \d+ is outside the model's vocabulary of {low}"
+    with pytest.raises(ShardError, match=message):
+        ShardStream(ds, "train", block_size=64, batch_size=4, vocab_size=low).next_batch()
 
 
 # -- generation -----------------------------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ class ShardStream:
                  shuffle: bool = True, rank: int = 0, world_size: int = 1, verify_checksums: bool = True,
                  vocab_size: int | None = None):
         self.ds, self.split, self.T, self.B = ds, split, block_size, batch_size
+        self._span = np.arange(block_size + 1)  # offsets of one window's T+1 tokens
         self.seed, self.shuffle, self.rank, self.world = seed, shuffle, rank, world_size
         self.verify, self.vocab_size = verify_checksums, vocab_size
         self.shards: list[ShardInfo] = ds.split(split)
@@ -65,7 +66,8 @@ class ShardStream:
         # at start-up rather than hours in, when the stream first reaches it.
         for info in self.shards:
             open_shard(ds.root / info.name, info.tokens, info.sha256 if verify_checksums else None)
-        self._maps: dict[int, np.ndarray] = {}
+        self._maps: dict[int, np.ndarray] = {}  # shard -> its windows view (a few kept open)
+        self._in_vocab: set[int] = set()  # shards whose largest token id was checked against vocab_size
         self.reset()
 
     # -- order ------------------------------------------------------------------------------------------
@@ -121,13 +123,28 @@ class ShardStream:
         return runs
 
     # -- reading ----------------------------------------------------------------------------------------
-    def _map(self, shard: int) -> np.ndarray:
+    def _windows_of(self, shard: int) -> np.ndarray:
+        """The shard's windows as an (n_windows, T+1) strided view of its memory map: no tokens are read here.
+
+        Window w is tokens [w·T, w·T + T + 1): consecutive windows share one token, which becomes the next
+        window's first input. Taking rows of this view copies each window as one run of memory.
+        """
         if shard not in self._maps:
             info = self.shards[shard]
-            arr = open_shard(self.ds.root / info.name, info.tokens)  # checksum already verified in __init__
+            path = self.ds.root / info.name
+            # checksum already verified in __init__; a plain ndarray view skips np.memmap's per-index bookkeeping
+            tokens = np.asarray(open_shard(path, info.tokens))
+            if self.vocab_size is not None and shard not in self._in_vocab:
+                # One streaming pass per shard (cheaper than the checksum pass) instead of a max per batch.
+                top = int(tokens.max()) if len(tokens) else 0
+                if top >= self.vocab_size:
+                    raise ShardError(f"{path}: token id {top} is outside the model's vocabulary of {self.vocab_size}")
+                self._in_vocab.add(shard)
             if len(self._maps) >= 4:  # keep a few maps open; shards are visited one after another
                 self._maps.pop(next(iter(self._maps)))
-            self._maps[shard] = arr
+            step = tokens.strides[0]
+            self._maps[shard] = np.lib.stride_tricks.as_strided(
+                tokens, shape=(self.n_windows[shard], self.T + 1), strides=(self.T * step, step), writeable=False)
         return self._maps[shard]
 
     def next_batch(self, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,23 +152,17 @@ class ShardStream:
         # This rank's rows are windows [rank·B, (rank+1)·B) of the step's global run of B·world windows.
         lo, hi, seen = self.rank * self.B, (self.rank + 1) * self.B, 0
         parts = []
-        span = np.arange(self.T + 1)
         for shard, windows in runs:
             a, b = max(lo - seen, 0), min(hi - seen, len(windows))
             seen += len(windows)
-            if a >= b:
-                continue
-            rows = self._map(shard)[(windows[a:b] * self.T)[:, None] + span]  # (k, T+1) gather from the map
-            if self.vocab_size is not None and rows.max() >= self.vocab_size:
-                raise ShardError(f"{self.ds.root / self.shards[shard].name}: token id {int(rows.max())} "
-                                 f"is outside the model's vocabulary of {self.vocab_size}")
-            parts.append(rows)
-        rows = np.concatenate(parts).astype(np.int64)
-        t = torch.from_numpy(rows)
-        x, y = t[:, :-1], t[:, 1:]
-        if torch.device(device).type == "cuda":
+            if a < b:
+                parts.append(self._windows_of(shard)[windows[a:b]])  # (k, T+1) copied out of the map
+        rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        # Widening each shifted view makes the contiguous int64 inputs and targets in one pass each.
+        x, y = torch.from_numpy(rows[:, :-1].astype(np.int64)), torch.from_numpy(rows[:, 1:].astype(np.int64))
+        if (device.type if isinstance(device, torch.device) else str(device).split(":")[0]) == "cuda":
             return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
-        return x.contiguous(), y.contiguous()
+        return x, y
 
 
 def write_shards_from_texts(texts: list[str], out_dir: str | Path, tokenizer_path: str | Path,
