@@ -348,7 +348,7 @@ def make_optimizer(model: nn.Module, conf: PostTrainConf, device: torch.device) 
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": conf.weight_decay},
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=conf.lr, betas=(conf.beta1, conf.beta2), fused=device.type == "cuda")
+    return torch.optim.AdamW(groups, lr=conf.lr, betas=(conf.beta1, conf.beta2), fused=device.type in ("cpu", "cuda"))
 
 
 def maybe_lora(model: nn.Module, conf: PostTrainConf) -> nn.Module:
