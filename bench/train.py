@@ -9,6 +9,10 @@ Peak FLOP/s for MFU is measured here with a large matmul on the same threads (th
 the trainer measures the same way at start-up on CPU (train.peak_tflops overrides it).
 
     .venv/bin/python bench/train.py --configs tiny --steps 20 --threads 1
+    .venv/bin/python bench/train.py --configs small --dtypes float32 --steps 8 --threads 1 --ceiling
+
+`--ceiling` adds the matmul+attention-only bound for our shapes and GPT-2's (see gemm_ceiling); `--compile` and
+`--compile-peers` run ours and the peers through torch.compile.
 """
 
 from __future__ import annotations
