@@ -14,8 +14,8 @@ import torch
 
 
 def native_bf16(device: torch.device) -> bool:
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+    if device.type == "cuda":  # pre-Ampere GPUs emulate bf16, which torch counts as support unless told not to
+        return torch.cuda.is_bf16_supported(including_emulation=False)
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
