@@ -23,7 +23,7 @@ from trainer.checkpoint import CheckpointError, latest_checkpoint, load_for_infe
 from trainer.config import TrainConfigError, load_config
 from trainer.data import ShardStream, write_shards_from_texts
 from trainer.generate import generate
-from trainer.model import GPT, GPTConfig, KVCache
+from trainer.model import GPT, GPTConfig, KVCache, apply_rope, rope_tables
 from trainer.pretrain import pretrain
 
 TINY = REPO / "conf" / "train" / "tiny.yaml"
@@ -197,6 +197,21 @@ def test_token_outside_the_model_vocabulary_names_shard_and_id(synthetic):
     message = rf"train_[\d_]+\.bin: token id \d+ is outside the model's vocabulary of {low}"
     with pytest.raises(ShardError, match=message):
         ShardStream(ds, "train", block_size=64, batch_size=4, vocab_size=low).next_batch()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rope_rotates_channel_pairs_exactly(dtype):
+    # The textbook form, from the angles alone: (x1, x2) -> (x1·cos - x2·sin, x1·sin + x2·cos), pair i at
+    # position t turning by t/theta^(2i/hd). The model's folded-table form must give the same bits.
+    cfg = GPTConfig(vocab_size=64, block_size=32, n_layer=1, n_head=2, d_model=32)
+    hd = cfg.head_dim
+    inv_freq = 1.0 / cfg.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd)
+    angles = torch.arange(cfg.block_size, dtype=torch.float32)[:, None] * inv_freq
+    cos, sin = angles.cos().to(dtype), angles.sin().to(dtype)
+    x = torch.randn(2, cfg.n_head, cfg.block_size, hd).to(dtype)
+    x1, x2 = x[..., :hd // 2], x[..., hd // 2:]
+    expected = torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+    assert torch.equal(apply_rope(x, *rope_tables(cfg)), expected)
 
 
 # -- generation -----------------------------------------------------------------------------------------------------

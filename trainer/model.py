@@ -69,20 +69,22 @@ class GPTConfig:
 
 
 def rope_tables(cfg: GPTConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full-width (T, hd) tables: cos twice, and sin with the first half negated, as `apply_rope` consumes them."""
     inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, cfg.head_dim, 2, dtype=torch.float32) / cfg.head_dim))
     angles = torch.outer(torch.arange(cfg.block_size, dtype=torch.float32), inv_freq)  # (T, hd/2)
-    return angles.cos(), angles.sin()
+    return torch.cat((angles.cos(), angles.cos()), -1), torch.cat((-angles.sin(), angles.sin()), -1)
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate pairs (first half, second half) of each head's channels; x is (B, H, T, hd).
 
-    Computed in x's dtype, as Llama does: under bf16 autocast an fp32 round trip costs two extra passes over q and
-    k, and the tables themselves are exact in fp32 (only their rounded values enter bf16).
+    (x1, x2) -> (x1·cos - x2·sin, x2·cos + x1·sin), written as x·cos + swap_halves(x)·sin with the sign folded
+    into the table: four kernels instead of seven, and bit-identical (negation and the order of a sum of two
+    terms are exact in IEEE arithmetic). Computed in x's dtype, as Llama does: under bf16 autocast an fp32 round
+    trip costs two extra passes over q and k, and the tables themselves are exact in fp32.
     """
-    x1, x2 = x.chunk(2, dim=-1)
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
-    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+    return x * cos + x.roll(x.size(-1) // 2, dims=-1) * sin
 
 
 class RMSNorm(nn.RMSNorm):
