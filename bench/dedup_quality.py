@@ -19,12 +19,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pages", type=int, default=1500)
     args = ap.parse_args()
-    from corpus.build_job import run_build
     from corpus.config import DedupConf, load_config
-    from corpus.dedup_eval import pairwise_scores
-    from corpus.dedup_job import run_dedup
-    from corpus.spark import get_session
-    from corpus.synth import write_synthetic_crawl
+    from corpus.spark.session import get_session
+    from corpus.steps.build import run_build
+    from corpus.steps.dedup import run_dedup
+    from corpus.synth.crawl import write_synthetic_crawl
+    from corpus.synth.dedup_eval import pairwise_scores
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-dq-"))
     write_synthetic_crawl(tmp / "crawl", pages=args.pages, seed=13, files=4)

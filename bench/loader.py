@@ -21,8 +21,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from corpus.shards import TokenDataset, encode_shard, manifest_base, sha256_file  # noqa: E402
-from corpus.tokenizer import load_tokenizer, train_tokenizer  # noqa: E402
+from corpus.tokenize.shards import TokenDataset, encode_shard, manifest_base, sha256_file  # noqa: E402
+from corpus.tokenize.tokenizer import load_tokenizer, train_tokenizer  # noqa: E402
 from trainer.data import ShardStream  # noqa: E402
 
 SHAKESPEARE = REPO.parent / "shared" / "data" / "text" / "tinyshakespeare.txt"

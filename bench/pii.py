@@ -22,7 +22,7 @@ DOCS = REPO.parent / "shared" / "data" / "docs"
 
 
 def load_docs(synth_pages: int) -> list[str]:
-    from corpus.synth import write_synthetic_crawl
+    from corpus.synth.crawl import write_synthetic_crawl
 
     texts = []
     for path in sorted(DOCS.glob("*.jsonl.gz")):
@@ -47,7 +47,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from corpus.config import PiiConf
-    from corpus.pii import PiiScrubber
+    from corpus.pii.scrubber import PiiScrubber
 
     texts = load_docs(args.synth_pages)
     kb = sum(len(t) for t in texts) / 1e3

@@ -25,7 +25,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from corpus.tokenizer import train_tokenizer  # noqa: E402
+from corpus.tokenize.tokenizer import train_tokenizer  # noqa: E402
 from trainer.checkpoint import latest_checkpoint  # noqa: E402
 from trainer.config import load_config  # noqa: E402
 from trainer.data import write_shards_from_texts  # noqa: E402

@@ -1,4 +1,4 @@
-"""Time datatrove's four English quality filters against corpus.quality_filters on the same real docs.
+"""Time datatrove's four English quality filters against corpus.build.quality_filters on the same real docs.
 
 Usage: .venv/bin/python bench/quality_filters.py [--repeats N]
 
@@ -24,8 +24,8 @@ sys.path.insert(0, str(REPO))
 from datatrove.data import Document  # noqa: E402
 from datatrove.pipeline import filters as dt_filters  # noqa: E402
 
-from corpus import quality_filters as ours  # noqa: E402
-from corpus import words  # noqa: E402
+from corpus.build import quality_filters as ours  # noqa: E402
+from corpus.build import word_tokenizer as words  # noqa: E402
 
 DOCS_DIR = REPO.parent / "shared" / "data" / "docs"
 STAGES = ("gopher_repetition", "gopher_quality", "c4", "fineweb")

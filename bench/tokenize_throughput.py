@@ -49,7 +49,7 @@ def main() -> None:
     args = ap.parse_args()
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
-    from corpus.tokenizer import load_tokenizer, train_tokenizer
+    from corpus.tokenize.tokenizer import load_tokenizer, train_tokenizer
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-tok-"))
     base = base_texts()

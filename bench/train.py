@@ -183,7 +183,7 @@ def ceilings(cfg, vocab: int, dtype: str) -> tuple[float, float]:
 
 # -- helpers ----------------------------------------------------------------------------------------------------------
 def make_data(root: Path) -> Path:
-    from corpus.tokenizer import train_tokenizer
+    from corpus.tokenize.tokenizer import train_tokenizer
     from trainer.data import write_shards_from_texts
 
     if SHAKESPEARE.exists():

@@ -11,7 +11,8 @@ import typer
 from rich.console import Console
 
 from corpus.config import ConfigError, load_config
-from corpus.inputs import InputError
+from corpus.io.formats import InputError
+from corpus.steps.base import run_root_of
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="FineWeb-grade corpus builder on Spark.")
 console = Console(stderr=True)
@@ -41,7 +42,7 @@ def _global_options(
 
 def _events(out: str, command: str):
     """The run's structured event log (RUN/logs/events.jsonl), opened with a `command` event for lineage."""
-    from corpus.monitor import EventLog, lineage
+    from corpus.steps.events import EventLog, lineage
 
     as_json = settings["log_format"] == "json"
     events = EventLog(out, json_stderr=as_json, console=None if as_json else console)
@@ -49,20 +50,9 @@ def _events(out: str, command: str):
     return events
 
 
-def _run_root(step_out: str) -> str:
-    """RUN for a step writing to RUN/dedup, RUN/pii or RUN/tokens: where its stats and logs go."""
-    return step_out.rstrip("/").rsplit("/", 1)[0] if "/" in step_out.rstrip("/") else "."
-
-
-def _monitored(spark, out: str, command: str):
-    from corpus.monitor import StageProgress
-
-    return StageProgress(spark, command, _events(out, command))
-
-
 def _user_errors() -> tuple[type[Exception], ...]:
-    from corpus.langid import LanguageModelError
-    from corpus.spark import SparkSetupError
+    from corpus.build.language_id import LanguageModelError
+    from corpus.spark.session import SparkSetupError
 
     return (*USER_ERRORS, SparkSetupError, LanguageModelError)
 
@@ -76,7 +66,7 @@ def synth(
     from_html: Annotated[Path | None, typer.Option("--from-html", help="wrap real HTML pages")] = None,
 ) -> None:
     """Write a deterministic, labelled synthetic crawl (WARC files + truth.jsonl)."""
-    from corpus.synth import write_synthetic_crawl
+    from corpus.synth.crawl import write_synthetic_crawl
 
     if pages < 1 or files < 1:
         raise ConfigError("--pages and --files must be at least 1")
@@ -95,13 +85,12 @@ def build(
     sample: Annotated[float | None, typer.Option(help="a deterministic fraction of the input files, e.g. 0.01")] = None,
 ) -> None:
     """WARC/WET/JSONL/Parquet → extraction → URL, language and quality filters → RUN/docs Parquet."""
-    from corpus.build_job import run_build
-    from corpus.spark import get_session
+    from corpus.spark.session import get_session
+    from corpus.steps.build import run_build
 
     cfg = load_config(conf, set_)
     spark = get_session(master, "corpus build")
-    with _monitored(spark, out, "build"):
-        stats = run_build(spark, input, out, cfg, limit=limit, sample=sample)
+    stats = run_build(spark, input, out, cfg, limit=limit, sample=sample, events=_events(out, "build"))
     _print_funnel(stats)
     console.print(f"[green]docs[/] {out}/docs  [green]stats[/] {out}/stats/build.json")
 
@@ -115,13 +104,12 @@ def dedup(
     master: MasterOpt = None,
 ) -> None:
     """Exact + MinHash LSH near-dedup with distributed connected components → OUT/docs, RUN/stats/dedup.json."""
-    from corpus.dedup_job import run_dedup
-    from corpus.spark import get_session
+    from corpus.spark.session import get_session
+    from corpus.steps.dedup import run_dedup
 
     cfg = load_config(conf, set_)
     spark = get_session(master, "corpus dedup")
-    with _monitored(spark, _run_root(out), "dedup"):
-        stats = run_dedup(spark, input, out, cfg.dedup)
+    stats = run_dedup(spark, input, out, cfg.dedup, events=_events(run_root_of(out), "dedup"))
     console.print(
         f"dedup: {stats['documents_in']} in, {stats['exact_duplicates_removed']} exact and "
         f"{stats['near_duplicates_removed']} near duplicates removed, {stats['documents_kept']} kept "
@@ -138,13 +126,12 @@ def pii(
     master: MasterOpt = None,
 ) -> None:
     """Presidio PII detection and replacement → OUT/docs with pii_count, RUN/stats/pii.json."""
-    from corpus.pii_job import run_pii
-    from corpus.spark import get_session
+    from corpus.spark.session import get_session
+    from corpus.steps.pii import run_pii
 
     cfg = load_config(conf, set_)
     spark = get_session(master, "corpus pii")
-    with _monitored(spark, _run_root(out), "pii"):
-        stats = run_pii(spark, input, out, cfg.pii)
+    stats = run_pii(spark, input, out, cfg.pii, events=_events(run_root_of(out), "pii"))
     console.print(f"pii: {stats['replaced_spans']} spans replaced in {stats['documents_with_pii']} of "
                   f"{stats['documents']} documents {stats['per_entity']} → {out}/docs")
 
@@ -161,8 +148,8 @@ def tokenize(
 ) -> None:
     """Train/reuse a sentencepiece BPE tokenizer and write llm.c token shards + manifest.json."""
     from corpus.config import SourceConf
-    from corpus.spark import get_session
-    from corpus.tokenize_job import run_tokenize
+    from corpus.spark.session import get_session
+    from corpus.steps.tokenize import run_tokenize
 
     cfg = load_config(conf, set_)
     tok = cfg.tokenize
@@ -177,8 +164,7 @@ def tokenize(
     if not sources:
         raise ConfigError("give --input or list tokenize.sources in the config")
     spark = get_session(master, "corpus tokenize")
-    with _monitored(spark, _run_root(out), "tokenize"):
-        stats = run_tokenize(spark, sources, out, tok)
+    stats = run_tokenize(spark, sources, out, tok, events=_events(run_root_of(out), "tokenize"))
     console.print(f"tokens: train {stats['train']['tokens']:,}, val {stats['val']['tokens']:,} in "
                   f"{stats['shards']} shards → {out}/manifest.json")
 
@@ -193,9 +179,9 @@ def run(
     limit: Annotated[int | None, typer.Option(help="only the first N input files")] = None,
     sample: Annotated[float | None, typer.Option(help="a deterministic fraction of the input files, e.g. 0.01")] = None,
 ) -> None:
-    """The whole chain: build → dedup → pii → tokenize, skipping steps that are already complete."""
-    from corpus.run_job import run_all
-    from corpus.spark import get_session
+    """The whole chain: build → dedup → pii → tokenize → report, skipping steps that are complete and current."""
+    from corpus.spark.session import get_session
+    from corpus.steps.chain import run_all
 
     cfg = load_config(conf, set_)
     spark = get_session(master, "corpus run")
@@ -213,7 +199,7 @@ def report(
     out: Annotated[str | None, typer.Option("--out", "-o", help="HTML file (default RUN/report.html)")] = None,
 ) -> None:
     """Self-contained HTML report of a run (funnel, languages, lengths, metrics, domains, dedup, PII, tokens)."""
-    from corpus.report import default_out, write_report
+    from corpus.report.page import default_out, write_report
 
     try:
         summary = write_report(run, out)

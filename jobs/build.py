@@ -1,13 +1,9 @@
-"""spark-submit entry point: `spark-submit jobs/build.py --input ... --out RUN` (same options as `corpus build`)."""
+"""spark-submit entry point of `corpus build`:
+`spark-submit jobs/build.py --input CRAWL --out RUN` (the same options)."""
 
-import os
 import sys
 
-# Python puts this folder first on sys.path; its tokenize.py would then shadow the standard library's tokenize
-# module (imported by inspect, typer, ...) and break every job. Drop the folder: jobs import only `corpus`.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-
-from corpus.cli import main  # noqa: E402
+from corpus.cli import main
 
 if __name__ == "__main__":
     main(["build", *sys.argv[1:]])

@@ -31,7 +31,7 @@ rm -f build/dist/corpus-*.whl
 "$ENV/bin/python" -m pip install -q --no-deps --force-reinstall build/dist/corpus-*.whl
 # Fail here, not on 500 executors: the packed interpreter must import the pipeline and find the language model
 # (-I: isolated mode, so the checkout in the current folder does not shadow the installed package).
-"$ENV/bin/python" -I -c "import corpus.config as c, corpus.langid as l, corpus.pipeline, corpus.pii
+"$ENV/bin/python" -I -c "import corpus.config as c, corpus.build.language_id as l, corpus.build.pipeline, corpus.pii.scrubber
 assert c.DEFAULT_CONF.is_file(), c.DEFAULT_CONF
 l.load_model(None)"
 pack_args=()

@@ -25,5 +25,5 @@ if ! command -v shellcheck >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v a
   { apt-get install -y -q shellcheck || { apt-get update -q && apt-get install -y -q shellcheck; }; } >/dev/null 2>&1 \
     || echo "warning: could not install shellcheck (apt-get); tests/test_infra.py needs it under CI" >&2
 fi
-.venv/bin/python -c "import corpus.langid as l; l.load_model(None)" >/dev/null
+.venv/bin/python -c "import corpus.build.language_id as l; l.load_model(None)" >/dev/null
 echo "setup done: .venv ready"

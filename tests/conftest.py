@@ -21,7 +21,7 @@ def shared_data(*parts: str) -> Path:
 
 @pytest.fixture(scope="session")
 def spark():
-    from corpus.spark import get_session
+    from corpus.spark.session import get_session
 
     os.environ.setdefault("PYSPARK_PYTHON", str(REPO / ".venv" / "bin" / "python"))
     session = get_session(

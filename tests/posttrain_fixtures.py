@@ -51,7 +51,7 @@ def fixture_texts() -> list[str]:
 @pytest.fixture(scope="session")
 def chat_tokenizer(tmp_path_factory) -> Path:
     """A sentencepiece model (vocab 1024, chat tokens reserved) trained on the fixture texts."""
-    from corpus.tokenizer import train_tokenizer
+    from corpus.tokenize.tokenizer import train_tokenizer
 
     root = tmp_path_factory.mktemp("chat_tokenizer")
     (root / "sample.txt").write_text("\n".join(t.replace("\n", " ") for t in fixture_texts()))

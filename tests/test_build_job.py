@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import REPO, shared_data
 
-from corpus.build_job import run_build
 from corpus.config import load_config
+from corpus.steps.build import run_build
 
 
 def _digest_dir(folder: Path) -> dict[str, str]:
@@ -106,7 +106,7 @@ def test_cli_reports_bad_config_before_starting_spark(tmp_path):
 
 
 def test_kill_minus_9_then_rerun_neither_duplicates_nor_loses(spark, tmp_path):
-    from corpus.synth import write_synthetic_crawl
+    from corpus.synth.crawl import write_synthetic_crawl
 
     crawl = tmp_path / "crawl"
     write_synthetic_crawl(crawl, pages=600, seed=3, files=12)

@@ -8,7 +8,7 @@ import pytest
 from conftest import shared_data
 from posttrain_fixtures import ALPACA, HH, SHAREGPT
 
-from corpus.tokenizer import BOS_ID, TokenizerError, load_tokenizer
+from corpus.tokenize.tokenizer import BOS_ID, TokenizerError, load_tokenizer
 from trainer.chat import (
     Message,
     PreferencePair,

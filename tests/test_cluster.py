@@ -16,8 +16,8 @@ from conftest import REPO
 from standalone_cluster import SPARK_HOME, StandaloneCluster, spark_env
 
 from corpus.config import load_config
-from corpus.run_job import run_all
-from corpus.synth import write_synthetic_crawl
+from corpus.steps.chain import run_all
+from corpus.synth.crawl import write_synthetic_crawl
 
 OVERRIDES = ["tokenize.vocab_size=1500", "tokenize.val_fraction=0.1", "tokenize.shard_tokens=20000",
              "tokenize.partitions=2"]
@@ -71,7 +71,7 @@ def test_corpus_run_jobs_on_a_standalone_cluster_match_local_mode(cluster, spark
            tmp_path / "dedup.log")
     submit(cluster, "pii", ["--input", str(run / "dedup" / "docs"), "--out", str(run / "pii"), *sets],
            tmp_path / "pii.log")
-    submit(cluster, "tokenize", ["--input", str(run / "pii" / "docs"), "--out", str(run / "tokens"), *sets],
+    submit(cluster, "tokens", ["--input", str(run / "pii" / "docs"), "--out", str(run / "tokens"), *sets],
            tmp_path / "tokenize.log")
 
     # The executors really ran in the shipped environment: the worker unpacked the archive for this app.

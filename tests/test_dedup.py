@@ -13,8 +13,8 @@ import pytest
 from conftest import shared_data
 
 from corpus.config import DedupConf
-from corpus.dedup_job import run_dedup
-from corpus.minhash import MinHasher, jaccard, ngram_set
+from corpus.dedup.minhash import MinHasher, jaccard, ngram_set
+from corpus.steps.dedup import run_dedup
 
 
 def _real_texts() -> list[str]:

@@ -97,7 +97,7 @@ def test_cli_eval_writes_the_report(tiny_base, reward_run, tmp_path, capsys):
 def test_eval_refuses_a_reward_model_with_another_tokenizer(tiny_base, reward_run, tmp_path):
     import shutil
 
-    from corpus.tokenizer import train_tokenizer
+    from corpus.tokenize.tokenizer import train_tokenizer
     from trainer.checkpoint import CheckpointError, latest_checkpoint
     from trainer.evaluate import evaluate_checkpoint
 

@@ -9,7 +9,8 @@ import pytest
 from conftest import shared_data
 
 from corpus import cli
-from corpus.monitor import EventLog, StageProgress
+from corpus.spark.progress import StageProgress
+from corpus.steps.events import EventLog
 
 
 def _slow_job(spark, tasks: int = 4, seconds: float = 0.6) -> int:

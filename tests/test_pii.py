@@ -12,8 +12,8 @@ import pytest
 from conftest import shared_data
 
 from corpus.config import PiiConf
-from corpus.pii import FAKE_EMAIL, FAKE_IPS, PiiScrubber
-from corpus.pii_eval import evaluate
+from corpus.pii.scrubber import FAKE_EMAIL, FAKE_IPS, PiiScrubber
+from corpus.synth.pii_eval import evaluate
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def test_bad_input_long_digits_and_scripts(scrubber):
 
 
 def test_pii_job_on_spark(spark, tmp_path):
-    from corpus.pii_job import run_pii
+    from corpus.steps.pii import run_pii
 
     texts = _planted(_web_texts()[:10], seed=1)
     rows = [{"id": f"d{i}", "text": t, "url": ""} for i, t in enumerate(texts)]
@@ -117,7 +117,7 @@ def test_pii_job_on_spark(spark, tmp_path):
 
 
 def test_planted_pii_recall_and_precision_per_type(scrubber, tmp_path):
-    from corpus.synth import write_synthetic_crawl
+    from corpus.synth.crawl import write_synthetic_crawl
 
     write_synthetic_crawl(tmp_path / "crawl", pages=600, seed=9, files=1)
     truth = [json.loads(line) for line in (tmp_path / "crawl" / "truth.jsonl").read_text().splitlines()]

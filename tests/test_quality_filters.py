@@ -1,4 +1,4 @@
-"""Parity of corpus.quality_filters with datatrove's own filter classes (same reasons, same C4 text)."""
+"""Parity of corpus.build.quality_filters with datatrove's own filter classes (same reasons, same C4 text)."""
 
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ from datatrove.utils.word_tokenizers import load_word_tokenizer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corpus import quality_filters as qf
+from corpus.build import quality_filters as qf
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
-# datatrove's steady state for spaCy's "IS_ALPHA" failure (see corpus.words)
+# datatrove's steady state for spaCy's "IS_ALPHA" failure (see corpus.build.word_tokenizer)
 load_word_tokenizer("eng").word_tokenize("IS_ALPHA")
 load_word_tokenizer("eng").word_tokenize("IS_ALPHA")
 

@@ -10,8 +10,9 @@ import pytest
 from conftest import shared_data
 
 from corpus.config import ReadConf
-from corpus.inputs import InputError, expand_inputs, input_format
-from corpus.records import Page, Skip, iter_pages
+from corpus.io.formats import InputError, input_format
+from corpus.io.listing import expand_inputs
+from corpus.io.readers import Page, Skip, iter_pages
 
 
 def _count(uri, conf=ReadConf()):
@@ -108,7 +109,7 @@ def test_real_dolma_docs_are_read():
 
 
 def test_non_utf8_payload_is_decoded_by_declared_charset():
-    from corpus.decode import decode_html
+    from corpus.io.charset import decode_html
 
     html = "<html><body><p>Café crème à la française</p></body></html>".encode("windows-1252")
     text, enc = decode_html(html, "text/html; charset=windows-1252")

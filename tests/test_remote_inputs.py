@@ -13,10 +13,11 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import shared_data
 
-from corpus.build_job import run_build
 from corpus.config import load_config
-from corpus.inputs import InputError, expand_inputs, open_input
-from corpus.remote import HttpRangeReader
+from corpus.io.formats import InputError
+from corpus.io.listing import expand_inputs
+from corpus.io.remote import HttpRangeReader, open_input
+from corpus.steps.build import run_build
 
 FAST_RETRY = ["read.remote_retries=3", "read.retry_backoff_seconds=0.05"]
 

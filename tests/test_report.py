@@ -13,12 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from corpus.build_job import run_build
 from corpus.config import load_config
-from corpus.report import SECTIONS, write_report
-from corpus.report_data import METRICS
-from corpus.run_job import run_all
-from corpus.synth import write_synthetic_crawl
+from corpus.report.data import METRICS
+from corpus.report.page import SECTIONS, write_report
+from corpus.steps.build import run_build
+from corpus.steps.chain import run_all
+from corpus.synth.crawl import write_synthetic_crawl
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import pytest
 from conftest import REPO
 
 from corpus.config import load_config
-from corpus.dedup_eval import pairwise_scores
-from corpus.run_job import run_all
-from corpus.synth import write_synthetic_crawl
+from corpus.steps.chain import run_all
+from corpus.synth.crawl import write_synthetic_crawl
+from corpus.synth.dedup_eval import pairwise_scores
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from conftest import REPO, shared_data
 from posttrain_fixtures import ALPACA, SHAREGPT
 from safetensors.torch import load_file
 
-from corpus.tokenizer import TokenizerError, load_tokenizer
+from corpus.tokenize.tokenizer import TokenizerError, load_tokenizer
 from trainer.chat import Message, load_conversations, render
 from trainer.checkpoint import CheckpointError, latest_checkpoint, load_for_inference
 from trainer.config import TrainConfigError

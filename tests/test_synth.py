@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from corpus.synth import KEEP_KINDS, KIND_SHARES, PII_TYPES, url_is_blocklisted, write_synthetic_crawl
+from corpus.synth.crawl import KEEP_KINDS, KIND_SHARES, PII_TYPES, url_is_blocklisted, write_synthetic_crawl
 
 REPO = Path(__file__).resolve().parents[1]
 AEB_HTML = REPO.parent / "shared" / "data" / "html" / "aeb" / "html"
@@ -152,7 +152,7 @@ def test_same_arguments_give_identical_bytes(crawl, tmp_path):
 def test_bytes_do_not_depend_on_the_process(tmp_path):
     # str hashing is salted per process; a subprocess with another salt must write the same bytes
     write_synthetic_crawl(tmp_path / "here", pages=60, seed=11, files=2)
-    code = ("import sys; from pathlib import Path; from corpus.synth import write_synthetic_crawl; "
+    code = ("import sys; from pathlib import Path; from corpus.synth.crawl import write_synthetic_crawl; "
             "write_synthetic_crawl(Path(sys.argv[1]), pages=60, seed=11, files=2)")
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "there")], check=True, cwd=REPO, env=env)
@@ -286,7 +286,7 @@ def test_adult_domains_blocked_and_clean_urls_kept(crawl, monkeypatch):
     from datatrove.data import Document
     from datatrove.pipeline.filters import URLFilter
 
-    from corpus.offline import offline_tld_extractor
+    from corpus.io.offline_tldextract import offline_tld_extractor
 
     url_filter = URLFilter()
     # datatrove builds TLDExtract() with the online suffix-list URLs; the bundled snapshot needs no network

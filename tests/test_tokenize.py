@@ -12,9 +12,9 @@ import pytest
 from conftest import shared_data
 
 from corpus.config import SourceConf, TokenizeConf
-from corpus.shards import ShardError, TokenDataset, encode_shard, open_shard, sha256_file
-from corpus.tokenize_job import run_tokenize
-from corpus.tokenizer import BOS_ID, CHAT_TOKENS, load_tokenizer
+from corpus.steps.tokenize import run_tokenize
+from corpus.tokenize.shards import ShardError, TokenDataset, encode_shard, open_shard, sha256_file
+from corpus.tokenize.tokenizer import BOS_ID, CHAT_TOKENS, load_tokenizer
 
 
 def _write(folder, texts, prefix):

@@ -16,8 +16,8 @@ import pytest
 import torch
 from conftest import REPO, shared_data
 
-from corpus.shards import ShardError, TokenDataset
-from corpus.tokenizer import train_tokenizer
+from corpus.tokenize.shards import ShardError, TokenDataset
+from corpus.tokenize.tokenizer import train_tokenizer
 from trainer import precision
 from trainer.checkpoint import CheckpointError, latest_checkpoint, load_for_inference
 from trainer.config import TrainConfigError, load_config

@@ -7,11 +7,11 @@ import random
 import pytest
 from conftest import shared_data
 
+from corpus.build.language_id import LanguageId, bundled_model_path
+from corpus.build.url_filter import UrlFilter, _blocklists
 from corpus.config import LanguageConf
-from corpus.langid import LanguageId, bundled_model_path
-from corpus.offline import offline_tld_extractor
-from corpus.records import Page, iter_pages
-from corpus.url_filter import UrlFilter, _blocklists
+from corpus.io.offline_tldextract import offline_tld_extractor
+from corpus.io.readers import Page, iter_pages
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +114,7 @@ def test_language_id_parity_with_datatrove(threshold):
 
 
 def test_missing_model_path_is_a_clear_error(tmp_path):
-    from corpus.langid import LanguageModelError
+    from corpus.build.language_id import LanguageModelError
 
     with pytest.raises(LanguageModelError, match="language.model_path"):
         LanguageId(LanguageConf(model_path=str(tmp_path / "lid.176.bin")))

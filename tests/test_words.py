@@ -1,4 +1,4 @@
-"""Parity of corpus.words with datatrove's English SpaCyTokenizer (spaCy blank "en" + sentencizer)."""
+"""Parity of corpus.build.word_tokenizer with datatrove's English SpaCyTokenizer (spaCy blank "en" + sentencizer)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ from datatrove.utils.word_tokenizers import load_word_tokenizer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corpus import words
+from corpus.build import word_tokenizer as words
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 DT = load_word_tokenizer("eng")
 # spaCy fails on an "IS_ALPHA" token from its 2nd occurrence in a process on; put datatrove in that
-# steady state, which corpus.words always reproduces
+# steady state, which corpus.build.word_tokenizer always reproduces
 DT.word_tokenize("IS_ALPHA")
 DT.word_tokenize("IS_ALPHA")
 
@@ -128,7 +128,7 @@ def test_tokens_have_no_whitespace_and_cover_text():
 
 def test_special_case_across_a_space_changes_tokens():
     # spaCy's special-case matcher blocks the rule "(:" with the longer pattern ":-)))" across the space:
-    # tokenizing chunks independently would give "(:" here; corpus.words must not
+    # tokenizing chunks independently would give "(:" here; corpus.build.word_tokenizer must not
     text = "(:- )))"
     assert [t.text for t in DT.tokenizer(text)] == ["(", ":", "-", ")", ")", ")"]
     assert words.word_tokenize("(:-") == ["(:", "-"]
@@ -170,7 +170,7 @@ def test_property_special_case_pieces(pieces, gaps):
 
 
 def test_fast_path_claims_on_letter_and_digit_runs():
-    # corpus.words.fast_tokens relies on runs of only ASCII letters / only ASCII digits having no
+    # corpus.build.word_tokenizer.fast_tokens relies on runs of only ASCII letters / only ASCII digits having no
     # prefix, suffix or infix match (the affix patterns with letters need "$", an apostrophe or a digit)
     tok = words._spacy_data().nlp.tokenizer
     runs = ["".join(t) for k in (1, 2, 3) for t in itertools.product(string.ascii_letters, repeat=k)]

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from corpus.tokenizer import BOS_ID, CHAT_TOKENS, TokenizerError
+from corpus.tokenize.tokenizer import BOS_ID, CHAT_TOKENS, TokenizerError
 
 ROLES = ("system", "user", "assistant")
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
@@ -253,7 +253,8 @@ def check_chat_tokens(sp) -> dict[str, int]:
     missing = [p for p, i in ids.items() if i == sp.unk_id() or sp.id_to_piece(i) != p]
     if missing:
         raise TokenizerError(f"the tokenizer has no chat tokens {missing}: post-training needs a tokenizer trained by "
-                             "corpus tokenize (corpus.tokenizer.CHAT_TOKENS are reserved as user-defined symbols)")
+                             "corpus tokenize (corpus.tokenize.tokenizer.CHAT_TOKENS are reserved as user-defined "
+                             "symbols)")
     return ids
 
 

@@ -26,8 +26,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Lean GPT pre
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
-    from corpus.shards import ShardError
-    from corpus.tokenizer import TokenizerError
+    from corpus.tokenize.shards import ShardError
+    from corpus.tokenize.tokenizer import TokenizerError
     from trainer.checkpoint import CheckpointError
     from trainer.config import TrainConfigError
     from trainer.posttrain import PostTrainDataError

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from corpus.shards import (
+from corpus.tokenize.shards import (
     ShardError,
     ShardInfo,
     TokenDataset,
@@ -170,7 +170,7 @@ def write_shards_from_texts(texts: list[str], out_dir: str | Path, tokenizer_pat
     """Encode texts into shards + manifest.json in the layout `corpus tokenize` writes; for small local data and
     tests (the Spark job is the way for real corpora). A document goes to val when a hash of its index and
     text falls under val_fraction; returns the manifest path."""
-    from corpus.tokenizer import BOS_ID, load_tokenizer
+    from corpus.tokenize.tokenizer import BOS_ID, load_tokenizer
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

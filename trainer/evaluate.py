@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from corpus.tokenizer import BOS_ID, EOS_ID
+from corpus.tokenize.tokenizer import BOS_ID, EOS_ID
 from trainer.chat import (
     Malformed,
     Message,
@@ -107,7 +107,7 @@ def reward_function(name: str, sp) -> Scorer:
 
 def reward_model_scorer(path: str | Path, tokenizer: Path, device) -> tuple[Scorer, Path]:
     """Scores from a `trainer reward` checkpoint, which must share the policy's tokenizer."""
-    from corpus.shards import sha256_file
+    from corpus.tokenize.shards import sha256_file
     from trainer.checkpoint import CheckpointError
     from trainer.reward import load_reward_model
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from corpus.tokenizer import BOS_ID, EOS_ID, load_tokenizer
+from corpus.tokenize.tokenizer import BOS_ID, EOS_ID, load_tokenizer
 from trainer.checkpoint import CheckpointError, load_for_inference
 from trainer.model import GPT, KVCache
 

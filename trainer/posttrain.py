@@ -34,8 +34,8 @@ import torch.nn as nn
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from corpus.shards import sha256_file
-from corpus.tokenizer import PAD_ID, TokenizerError, load_tokenizer
+from corpus.tokenize.shards import sha256_file
+from corpus.tokenize.tokenizer import PAD_ID, TokenizerError, load_tokenizer
 from corpus.yamlconf import apply_override, read_mapping, validate
 from trainer.chat import check_chat_tokens
 from trainer.checkpoint import (

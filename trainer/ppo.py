@@ -272,7 +272,7 @@ def train_ppo(conf, pconf: PPOConf, policy_path: str | Path, prompts: str | Path
               reward_model: str | Path | None = None, reward_fn: str | None = None, resume: bool = False,
               quiet: bool = False) -> dict:
     """PPO from a policy checkpoint against a reward model or a built-in reward function."""
-    from corpus.tokenizer import PAD_ID
+    from corpus.tokenize.tokenizer import PAD_ID
     from trainer.chat import render_prompt
     from trainer.checkpoint import CheckpointError, rng_state
     from trainer.config import TrainConfigError

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from corpus.shards import TokenDataset, sha256_file
+from corpus.tokenize.shards import TokenDataset, sha256_file
 from trainer.checkpoint import (
     CheckpointError,
     latest_checkpoint,

@@ -1,0 +1,120 @@
+"""MinHash signatures for near-duplicate detection, with datatrove's hash family, vectorized with numpy.
+
+Reference: datatrove.pipeline.dedup.minhash.MinhashDedupSignature with MinhashConfig defaults —
+text simplified by datatrove's `simplify_text` (lowercase, digits → 0, punctuation → space, whitespace
+collapsed, diacritics stripped), English word tokens, word 5-grams joined by " " and hashed with 64-bit
+xxhash, then 112 permutations (a·h + b) mod (2^61 − 1) from `np.random.RandomState(seed)`, including
+datatrove's uint64 wrap-around of a·h. Signatures are identical to datatrove's (tested).
+
+Documents with fewer words than one n-gram have no shingles: like datatrove, they get no signature and
+are never near-duplicates of anything (exact dedup still applies to them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import xxhash
+from datatrove.utils.text import simplify_text
+
+MERSENNE_PRIME = np.uint64((1 << 61) - 1)
+# Bound the (shingles × permutations) matrix per step: 65k × 112 × 8 B ≈ 60 MB.
+MAX_SHINGLES_PER_STEP = 65_536
+
+
+@dataclass(frozen=True)
+class MinHashParams:
+    n_grams: int = 5
+    num_bands: int = 14
+    rows_per_band: int = 8
+    seed: int = 1
+
+    @property
+    def num_perm(self) -> int:
+        return self.num_bands * self.rows_per_band
+
+    def permutations(self) -> tuple[np.ndarray, np.ndarray]:
+        gen = np.random.RandomState(self.seed)
+        a = gen.randint(1, MERSENNE_PRIME, dtype=np.uint64, size=(1, self.num_perm))
+        b = gen.randint(0, MERSENNE_PRIME, dtype=np.uint64, size=(1, self.num_perm))
+        return a, b
+
+
+def default_word_tokenizer() -> Callable[[str], list[str]]:
+    from corpus.build.word_tokenizer import word_tokenize
+
+    return word_tokenize
+
+
+def shingle_texts(text: str, n: int, tokenize: Callable[[str], list[str]]) -> list[str]:
+    words = tokenize(simplify_text(text))
+    return [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
+
+
+def shingle_hashes(text: str, n: int, tokenize: Callable[[str], list[str]]) -> np.ndarray:
+    return np.fromiter((xxhash.xxh64_intdigest(s) for s in shingle_texts(text, n, tokenize)), dtype=np.uint64)
+
+
+class MinHasher:
+    def __init__(self, params: MinHashParams = MinHashParams(), tokenize: Callable[[str], list[str]] | None = None):
+        self.params = params
+        self.a, self.b = params.permutations()
+        self.tokenize = tokenize or default_word_tokenizer()
+
+    def signatures(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(signatures uint64 [docs, num_perm], has_signature bool [docs]) for a batch of texts."""
+        hashes = [shingle_hashes(t, self.params.n_grams, self.tokenize) for t in texts]
+        sigs = np.zeros((len(texts), self.params.num_perm), dtype=np.uint64)
+        ok = np.array([h.size > 0 for h in hashes], dtype=bool)
+        start = 0
+        while start < len(texts):
+            # Group consecutive documents into one matrix step; a single huge document gets its own steps.
+            stop, total = start, 0
+            while stop < len(texts) and (stop == start or total + hashes[stop].size <= MAX_SHINGLES_PER_STEP):
+                total += hashes[stop].size
+                stop += 1
+            self._fill(hashes[start:stop], sigs[start:stop])
+            start = stop
+        return sigs, ok
+
+    def _fill(self, hashes: list[np.ndarray], out: np.ndarray) -> None:
+        sizes = np.array([h.size for h in hashes])
+        nonempty = np.flatnonzero(sizes)
+        if nonempty.size == 0:
+            return
+        if sizes.sum() > MAX_SHINGLES_PER_STEP:  # one document bigger than a step: fold its chunks
+            (i,) = nonempty
+            acc = np.full(self.params.num_perm, np.iinfo(np.uint64).max, dtype=np.uint64)
+            for lo in range(0, sizes[i], MAX_SHINGLES_PER_STEP):
+                acc = np.minimum(acc, self._permuted(hashes[i][lo : lo + MAX_SHINGLES_PER_STEP]).min(axis=0))
+            out[i] = acc
+            return
+        flat = np.concatenate([hashes[i] for i in nonempty])
+        offsets = np.concatenate([[0], np.cumsum(sizes[nonempty])[:-1]])
+        out[nonempty] = np.minimum.reduceat(self._permuted(flat), offsets, axis=0)
+
+    def _permuted(self, h: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):  # datatrove's a·h wraps around in uint64; so do we
+            return (h.reshape(-1, 1) * self.a + self.b) % MERSENNE_PRIME
+
+    def band_keys(self, sigs: np.ndarray) -> np.ndarray:
+        """int64 [docs, num_bands]: a 64-bit xxhash of each band's rows (the LSH bucket key)."""
+        p = self.params
+        bands = np.ascontiguousarray(sigs).reshape(len(sigs), p.num_bands, p.rows_per_band)
+        keys = np.empty((len(sigs), p.num_bands), dtype=np.int64)
+        for d in range(len(sigs)):
+            for band in range(p.num_bands):
+                keys[d, band] = xxhash.xxh64_intdigest(bands[d, band].tobytes()) - (1 << 63)
+        return keys
+
+
+def ngram_set(text: str, n: int, tokenize: Callable[[str], list[str]]) -> set[str]:
+    return set(shingle_texts(text, n, tokenize))
+
+
+def jaccard(a: set, b: set) -> float:
+    if not a and not b:
+        return 1.0
+    return len(a & b) / len(a | b)

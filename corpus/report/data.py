@@ -1,0 +1,332 @@
+"""The numbers behind `corpus report`: one JSON-ready summary of a run folder, from its stats files and Parquet.
+
+Why pyarrow streaming on the driver and not Spark: the report reads only narrow, text-free columns (`url`,
+`stage`, `reason`, `chars` and the quality-metric floats) — Parquet's column projection never touches the
+text pages — and every aggregate is either a fixed-bin histogram (O(bins) memory) or a counter of domains.
+That makes one pass over RUN's Parquet files cheap (metadata-sized I/O, one batch in memory at a time),
+needs no SparkSession (`corpus report` on a finished run starts in a second), and is exact and deterministic.
+The one aggregate that grows with the data is the per-domain counter (O(distinct hosts) memory, ~100 bytes
+each: a few GB at Common Crawl scale); a Spark path for that counter is the follow-up if it ever binds.
+
+Every section is present in the summary; a section whose inputs are absent (a partial run) has
+``"status": "missing"`` and a ``"reason"`` instead of numbers.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections import Counter
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import yaml
+
+from corpus.io.rundir import RunDir
+from corpus.schema import QUALITY_METRIC_COLUMNS
+
+BUILD_STAGES = ("read", "extract", "url_filter", "language", "gopher_repetition", "gopher_quality", "c4", "fineweb")
+TOP_DOMAINS = 20
+BATCH_ROWS = 65_536
+# 8 bins per decade from 1 to 10 million characters; values beyond the axis count in the edge bins.
+LENGTH_EDGES = [round(float(x), 4) for x in 10 ** np.linspace(0, 7, 57)]
+_HOST = r"^[A-Za-z][A-Za-z0-9+.\-]*://(?:[^@/?#]*@)?(?P<host>[^:/?#]*)"
+
+
+def _linear(lo: float, hi: float, bins: int) -> list[float]:
+    return [round(float(x), 6) for x in np.linspace(lo, hi, bins + 1)]
+
+
+# column → (stage, label, bin edges, [(config key under quality.<stage>, "min"|"max", n-gram size or None)]).
+# "min": documents below the threshold are dropped; "max": documents above it are dropped.
+METRICS = {
+    "rep_dup_para_frac": ("gopher_repetition", "duplicated paragraphs / paragraphs", _linear(0, 1, 40),
+                          [("dup_para_frac", "max", None)]),
+    "rep_dup_line_char_frac": ("gopher_repetition", "chars in duplicated lines / chars", _linear(0, 1, 40),
+                               [("dup_line_char_frac", "max", None)]),
+    "rep_top_2_gram_frac": ("gopher_repetition", "chars in the top 2-gram / chars", _linear(0, 1, 40),
+                            [("top_n_grams", "max", 2)]),
+    "rep_dup_5_gram_frac": ("gopher_repetition", "chars in duplicated 5-grams / chars", _linear(0, 1, 40),
+                            [("dup_n_grams", "max", 5)]),
+    "gopher_words": ("gopher_quality", "words (non-symbol)", [round(float(x), 4) for x in 10 ** np.linspace(0, 6, 49)],
+                     [("min_doc_words", "min", None), ("max_doc_words", "max", None)]),
+    "gopher_avg_word_length": ("gopher_quality", "mean word length", _linear(0, 20, 40),
+                               [("min_avg_word_length", "min", None), ("max_avg_word_length", "max", None)]),
+    "gopher_hash_ratio": ("gopher_quality", "'#' symbols / words", _linear(0, 0.5, 40),
+                          [("max_symbol_word_ratio", "max", None)]),
+    "gopher_alpha_words_ratio": ("gopher_quality", "words with a letter / words", _linear(0, 1, 40),
+                                 [("max_non_alpha_words_ratio", "min", None)]),
+    "gopher_stop_words": ("gopher_quality", "distinct stop words present", _linear(-0.5, 10.5, 11),
+                          [("min_stop_words", "min", None)]),
+    "fineweb_line_punct_ratio": ("fineweb", "lines ending in punctuation / lines", _linear(0, 1, 40),
+                                 [("line_punct_thr", "min", None)]),
+    "fineweb_short_line_ratio": ("fineweb", "short lines / lines", _linear(0, 1, 40),
+                                 [("short_line_thr", "max", None)]),
+    "fineweb_char_dup_ratio": ("fineweb", "chars in duplicated lines / chars", _linear(0, 0.1, 40),
+                               [("char_duplicates_ratio", "max", None)]),
+    "fineweb_list_ratio": ("fineweb", "newlines / words", _linear(0, 1, 40), [("new_line_ratio", "max", None)]),
+}
+assert set(METRICS) == set(QUALITY_METRIC_COLUMNS)
+
+
+def _missing(reason: str) -> dict:
+    return {"status": "missing", "reason": reason}
+
+
+def _histogram(values: np.ndarray, edges: list[float]) -> np.ndarray:
+    """Counts per bin; values outside the axis are counted in the first / last bin."""
+    clipped = np.clip(values, edges[0], edges[-1])
+    return np.histogram(clipped, bins=np.asarray(edges))[0].astype(np.int64)
+
+
+class _Parquet:
+    """Streams a few columns of a run sub-folder's Parquet parts, one batch at a time, in file-name order."""
+
+    def __init__(self, run: RunDir, sub: str):
+        self.run, self.sub = run, sub
+        self.files = [n for n in run.list(sub) if n.endswith(".parquet") and not n.startswith((".", "_"))]
+
+    @property
+    def exists(self) -> bool:
+        return bool(self.files)
+
+    def columns(self) -> set[str]:
+        """Columns every part has (old runs lack the report columns)."""
+        common: set[str] | None = None
+        for name in self.files:
+            with self.run.fs.open_input_file(self.run.path(self.sub, name)) as f:
+                names = set(pq.ParquetFile(f).schema_arrow.names)
+            common = names if common is None else common & names
+        return common or set()
+
+    def rows(self) -> int:
+        total = 0
+        for name in self.files:
+            with self.run.fs.open_input_file(self.run.path(self.sub, name)) as f:
+                total += pq.ParquetFile(f).metadata.num_rows
+        return total
+
+    def batches(self, columns: list[str]) -> Iterator[pa.RecordBatch]:
+        for name in self.files:
+            with self.run.fs.open_input_file(self.run.path(self.sub, name)) as f:
+                yield from pq.ParquetFile(f).iter_batches(batch_size=BATCH_ROWS, columns=columns)
+
+
+def url_hosts(urls: pa.Array) -> pa.Array:
+    """Lower-cased host of each URL without a leading ``www.`` (null for a null or schemeless URL)."""
+    host = pc.struct_field(pc.extract_regex(urls, _HOST), "host")
+    return pc.replace_substring_regex(pc.utf8_lower(host), r"^www\.", "")
+
+
+def _count_into(counter: Counter, values: pa.Array) -> None:
+    for item in pc.value_counts(values.drop_null()).to_pylist():
+        counter[item["values"]] += item["counts"]
+
+
+class _Side:
+    """Aggregates over one side (kept docs or removed rows): lengths, metrics, domains, stage counts."""
+
+    def __init__(self):
+        self.rows = 0
+        self.lengths = np.zeros(len(LENGTH_EDGES) - 1, np.int64)
+        self.metrics = {c: np.zeros(len(spec[2]) - 1, np.int64) for c, spec in METRICS.items()}
+        self.domains: Counter[str] = Counter()
+        self.stages: Counter[str] = Counter()
+        self.reasons: Counter[tuple[str, str]] = Counter()
+        self.lengths_by_stage: dict[str, np.ndarray] = {}
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        self.rows += batch.num_rows
+        names = batch.schema.names
+        if "url" in names:
+            _count_into(self.domains, url_hosts(batch.column("url")))
+        if "stage" in names:
+            _count_into(self.stages, batch.column("stage"))
+        if "chars" in names:
+            chars = batch.column("chars")
+            self.lengths += _histogram(chars.drop_null().to_numpy(zero_copy_only=False), LENGTH_EDGES)
+            if "stage" in names:
+                for stage in pc.unique(batch.column("stage")).drop_null().to_pylist():
+                    mask = pc.and_(pc.equal(batch.column("stage"), stage), pc.is_valid(chars))
+                    values = pc.filter(chars, mask).to_numpy(zero_copy_only=False)
+                    acc = self.lengths_by_stage.setdefault(stage, np.zeros(len(LENGTH_EDGES) - 1, np.int64))
+                    acc += _histogram(values, LENGTH_EDGES)
+        for column, (_, _, edges, _) in METRICS.items():
+            if column in names:
+                values = batch.column(column).drop_null().to_numpy(zero_copy_only=False)
+                self.metrics[column] += _histogram(values, edges)
+
+
+def _threshold_values(config: dict | None, stage: str, rules: list) -> list[dict]:
+    """The thresholds the run was configured with, for drawing; none for a disabled stage or check."""
+    stage_conf = ((config or {}).get("quality") or {}).get(stage)
+    if not stage_conf:
+        return []
+    out = []
+    for key, side, n in rules:
+        value = stage_conf.get(key)
+        if n is not None:  # [[n, frac], ...] lists
+            value = next((frac for size, frac in value or [] if size == n), None)
+        if value:
+            out.append({"key": f"quality.{stage}.{key}" + (f"[n={n}]" if n else ""), "value": float(value),
+                        "drops": "below" if side == "min" else "above"})
+    return out
+
+
+def _read_json(run: RunDir, *parts: str) -> dict | None:
+    return run.read_json(*parts) if run.exists(*parts) else None
+
+
+def _build_funnel(build: dict) -> list[dict]:
+    rows = []
+    by_stage_bytes = build.get("bytes", {})
+    for stage in BUILD_STAGES:
+        st = build["stages"].get(stage)
+        if st is None:
+            continue
+        removed = dict(sorted(st["removed"].items(), key=lambda kv: (-kv[1], kv[0])))
+        rows.append({"step": "build", "stage": stage, "in": st["in"], "out": st["out"],
+                     "removed": sum(removed.values()), "reasons": removed,
+                     "text_bytes_removed": by_stage_bytes.get(f"text_removed_{stage}")})
+    return rows
+
+
+def _later_funnel(dedup: dict | None, pii: dict | None, tokens: dict | None) -> list[dict]:
+    rows = []
+    if dedup:
+        n_in, exact = dedup["documents_in"], dedup["exact_duplicates_removed"]
+        rows.append({"step": "dedup", "stage": "exact", "in": n_in, "out": n_in - exact, "removed": exact,
+                     "reasons": {"exact_duplicate": exact} if exact else {}})
+        near = dedup["near_duplicates_removed"]
+        rows.append({"step": "dedup", "stage": "minhash", "in": n_in - exact, "out": dedup["documents_kept"],
+                     "removed": near, "reasons": {"near_duplicate": near} if near else {}})
+    if pii:
+        dense = pii["documents_dropped_too_dense"]
+        rows.append({"step": "pii", "stage": "pii", "in": pii["documents"] + dense, "out": pii["documents"],
+                     "removed": dense, "reasons": {"too_dense": dense} if dense else {}})
+    if tokens:
+        n_docs = sum(s["documents"] for s in tokens["splits"].values())
+        rows.append({"step": "tokenize", "stage": "tokenize", "in": n_docs, "out": n_docs, "removed": 0,
+                     "reasons": {}})
+    return rows
+
+
+def _tokens_section(manifest: dict) -> dict:
+    per: dict[str, Counter[str]] = {}
+    for shard in manifest["shards"]:
+        per.setdefault(shard["split"], Counter()).update(shard["source_tokens"])
+    return {
+        "status": "ok",
+        "splits": manifest["splits"],
+        "tokens_by_split_and_source": {split: dict(sorted(c.items())) for split, c in sorted(per.items())},
+        "sources": [{k: s.get(k) for k in ("name", "weight", "target_share", "realized_share", "tokens_realized")}
+                    for s in manifest.get("sources", [])],
+        "vocab_size": manifest.get("tokenizer", {}).get("vocab_size"),
+        "shards": len(manifest["shards"]),
+    }
+
+
+def _timing(build, dedup, pii, tok_stats) -> dict:
+    steps = {}
+    if build:
+        steps["build"] = {"wall_seconds": build.get("wall_seconds"), "task_seconds": build.get("task_seconds", {})}
+    for name, st in (("dedup", dedup), ("pii", pii), ("tokenize", tok_stats)):
+        if st and "wall_seconds" in st:
+            steps[name] = {"wall_seconds": st["wall_seconds"]}
+    return {"status": "ok" if steps else "missing", "steps": steps}
+
+
+def _top(counter: Counter, n: int = TOP_DOMAINS) -> list[list]:
+    return [[k, v] for k, v in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
+
+
+def collect(run_uri: str) -> dict:
+    """The report's summary of a run folder (local path or URI). Deterministic for a given folder."""
+    run = RunDir(run_uri)
+    build = _read_json(run, "stats", "build.json")
+    if build is None:
+        raise FileNotFoundError(f"{run_uri}: no stats/build.json — not a corpus run folder, or build has not run")
+    dedup = _read_json(run, "stats", "dedup.json")
+    pii = _read_json(run, "stats", "pii.json")
+    manifest = _read_json(run, "tokens", "manifest.json")
+    tok_stats = _read_json(run, "stats", "tokenize.json")
+    config = yaml.safe_load(run.fs.open_input_stream(run.path("config.yaml")).read()) if run.exists(
+        "config.yaml") else None
+
+    docs_pq, removed_pq = _Parquet(run, "docs"), _Parquet(run, "removed")
+    kept, removed = _Side(), _Side()
+    doc_cols, removed_cols = docs_pq.columns(), removed_pq.columns()
+    wanted = ["url", "chars", *METRICS]
+    for batch in docs_pq.batches([c for c in wanted if c in doc_cols]):
+        kept.add(batch)
+    for batch in removed_pq.batches([c for c in ["stage", *wanted] if c in removed_cols]):
+        removed.add(batch)
+    has_measures = "chars" in doc_cols and (not removed_pq.exists or "chars" in removed_cols)
+
+    later = {"dedup/docs": _Parquet(run, posixpath.join("dedup", "docs")),
+             "pii/docs": _Parquet(run, posixpath.join("pii", "docs"))}
+    parquet_rows = {"docs": docs_pq.rows(), "removed": removed_pq.rows() if removed_pq.exists else None,
+                    **{k: (p.rows() if p.exists else None) for k, p in later.items()}}
+
+    summary: dict = {"run": posixpath.basename(run.root.rstrip("/")), "report_version": 1}
+    summary["funnel"] = {
+        "status": "ok",
+        "stages": _build_funnel(build) + _later_funnel(dedup, pii, manifest),
+        "documents_in": build["documents_in"],
+        "documents_kept_by_build": build["documents_kept"],
+        "bytes": {**{k: v for k, v in build.get("bytes", {}).items() if not k.startswith("text_removed_")},
+                  **({"text_after_dedup": dedup["text_bytes_kept"]} if dedup and "text_bytes_kept" in dedup else {}),
+                  **({"text_after_pii": pii["text_bytes"]} if pii and "text_bytes" in pii else {})},
+        "records": build.get("records", {}),
+        "parquet_rows": parquet_rows,
+        "removed_rows_by_stage": dict(sorted(removed.stages.items())) if removed_pq.exists else None,
+        "steps_missing": [s for s, st in (("dedup", dedup), ("pii", pii), ("tokenize", manifest)) if st is None],
+    }
+    summary["languages"] = {"status": "ok", "counts": build.get("languages", {}),
+                            "note": "language of every document that reached language ID"}
+
+    if not has_measures:
+        why = "this run's Parquet has no `chars` / quality-metric columns (built before the report columns existed)"
+        summary["lengths"] = _missing(why)
+        summary["quality_metrics"] = _missing(why)
+    else:
+        summary["lengths"] = {
+            "status": "ok" if removed_pq.exists else "partial",
+            "unit": "characters of extracted text",
+            "edges": LENGTH_EDGES,
+            "before_filtering": (kept.lengths + removed.lengths).tolist(),
+            "after_filtering": kept.lengths.tolist(),
+            "removed_by_stage": {s: h.tolist() for s, h in sorted(removed.lengths_by_stage.items())},
+            **({} if removed_pq.exists else {"reason": "RUN/removed absent (output.write_removed=false): "
+                                                       "'before' holds kept documents only"}),
+        }
+        metrics = {}
+        for column, (stage, label, edges, rules) in METRICS.items():
+            metrics[column] = {"stage": stage, "label": label, "edges": edges,
+                               "kept": kept.metrics[column].tolist(), "removed": removed.metrics[column].tolist(),
+                               "thresholds": _threshold_values(config, stage, rules)}
+        summary["quality_metrics"] = {"status": "ok", "metrics": metrics,
+                                      "note": "documents the check was computed for; values beyond the axis "
+                                              "are counted in the edge bins"}
+
+    summary["domains"] = {
+        "status": "ok" if removed_pq.exists else "partial",
+        "kept": _top(kept.domains), "removed": _top(removed.domains),
+        "distinct_kept": len(kept.domains), "distinct_removed": len(removed.domains),
+        **({} if removed_pq.exists else {"reason": "RUN/removed absent: dropped domains unknown"}),
+    }
+    summary["dedup"] = ({"status": "ok", "cluster_size_histogram": dedup["cluster_size_histogram"],
+                         **{k: dedup[k] for k in ("documents_in", "documents_kept", "exact_duplicates_removed",
+                                                  "near_duplicates_removed", "near_duplicate_clusters")}}
+                        if dedup else _missing("RUN/stats/dedup.json absent: dedup has not run"))
+    summary["pii"] = ({"status": "ok", **{k: pii[k] for k in ("per_entity", "documents", "documents_with_pii",
+                                                               "documents_dropped_too_dense", "replaced_spans")}}
+                      if pii else _missing("RUN/stats/pii.json absent: pii has not run"))
+    summary["tokens"] = (_tokens_section(manifest) if manifest
+                         else _missing("RUN/tokens/manifest.json absent: tokenize has not run"))
+    summary["timing"] = _timing(build, dedup, pii, tok_stats)
+    if manifest and not tok_stats:
+        summary["timing"]["note"] = "tokenize time not recorded (RUN/stats/tokenize.json absent)"
+    return summary

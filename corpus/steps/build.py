@@ -1,0 +1,129 @@
+"""`corpus build` on Spark: one task per input file, each committing its own outputs (see corpus.io.rundir).
+
+Why not DataFrame writers: Spark commits a whole job at once, so a crash late in a 90 TB crawl would
+redo everything. Per-file commits make reruns skip finished files; deterministic part names make a
+redone file overwrite, never duplicate, its earlier partial output.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import yaml
+
+from corpus import __version__
+from corpus.config import PipelineConf
+from corpus.io.listing import expand_inputs
+from corpus.io.rundir import RunDir, shard_key
+from corpus.schema import DOC_SCHEMA, REMOVED_SCHEMA
+from corpus.steps.base import Step, config_hash
+from corpus.steps.events import EventLog, lineage
+
+PROGRESS = "_progress"
+
+
+def process_and_commit(uri: str, out: str, conf_json: str) -> dict:
+    """Executor side: run the pipeline on one file, write its parts, then its marker (the commit)."""
+    from corpus.build.pipeline import worker_pipeline
+
+    result = worker_pipeline(conf_json).process_file(uri)
+    run = RunDir(out)
+    key = shard_key(uri)
+    run.write_parquet_atomic(result.docs, DOC_SCHEMA, "docs", f"part-{key}.parquet")
+    if worker_conf_writes_removed(conf_json):
+        run.write_parquet_atomic(result.removed, REMOVED_SCHEMA, "removed", f"part-{key}.parquet")
+    run.write_json(result.stats, PROGRESS, f"{key}.json")
+    return {"file": uri, "kept": result.stats["kept"]}
+
+
+def worker_conf_writes_removed(conf_json: str) -> bool:
+    return bool(json.loads(conf_json)["output"]["write_removed"])
+
+
+def merge_file_stats(file_stats: list[dict]) -> dict:
+    """Sum per-file stats into the run's totals; deterministic key order."""
+    records: Counter[str] = Counter()
+    bytes_: Counter[str] = Counter()
+    languages: Counter[str] = Counter()
+    seconds: Counter[str] = Counter()
+    stages: dict[str, dict] = {}
+    errors: list[str] = []
+    for fs in file_stats:
+        records.update(fs["records"])
+        bytes_.update(fs["bytes"])
+        languages.update(fs["languages"])
+        seconds.update(fs["seconds"])
+        errors += fs["errors"]
+        for name, st in fs["stages"].items():
+            agg = stages.setdefault(name, {"in": 0, "out": 0, "removed": Counter()})
+            agg["in"] += st["in"]
+            agg["out"] += st["out"]
+            agg["removed"].update(st["removed"])
+    return {
+        "files": len(file_stats),
+        "records": dict(sorted(records.items())),
+        "documents_in": stages.get("read", {}).get("in", 0),
+        "documents_kept": sum(fs["kept"] for fs in file_stats),
+        "stages": {k: {"in": v["in"], "out": v["out"], "removed": dict(sorted(v["removed"].items()))}
+                   for k, v in stages.items()},
+        "bytes": dict(sorted(bytes_.items())),
+        "languages": dict(sorted(languages.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "task_seconds": {k: round(v, 3) for k, v in sorted(seconds.items())},
+        "errors": errors[:200],
+    }
+
+
+class BuildStep(Step):
+    """Driver side of `corpus build`: list the inputs, write lineage, run one task per pending file, merge stats."""
+
+    name, folder = "build", ""
+
+    def __init__(self, run: str, inputs: list[str], conf: PipelineConf, limit: int | None = None,
+                 sample: float | None = None, events: EventLog | None = None):
+        super().__init__(run, events)
+        self.inputs, self.conf, self.limit, self.sample = inputs, conf, limit, sample
+        self._files: list[str] | None = None
+
+    @property
+    def files(self) -> list[str]:
+        if self._files is None:
+            self._files = expand_inputs(self.inputs, limit=self.limit, sample=self.sample)
+        return self._files
+
+    def fingerprint(self) -> str:
+        return config_hash({"config": config_hash(self.conf), "files": self.files})
+
+    def work(self, spark) -> dict:
+        files, conf, run, out = self.files, self.conf, self.run, self.run_uri
+        for sub in ("docs", "removed", PROGRESS, "stats"):
+            run.makedirs(sub)
+        # Lineage: what ran, on what, with which settings.
+        run.write_bytes_atomic(yaml.safe_dump(conf.model_dump(), sort_keys=True).encode(), "config.yaml")
+        run.write_bytes_atomic(("\n".join(files) + "\n").encode(), "inputs.txt")
+        run.write_json({**lineage(), "inputs": len(files), "limit": self.limit, "sample": self.sample},
+                       "lineage.json")
+
+        for sub in ("docs", "removed", PROGRESS):  # leftovers of a task killed between write and rename
+            for name in run.list(sub):
+                if name.startswith(".tmp-"):
+                    run.fs.delete_file(run.path(sub, name))
+        done = set(run.list(PROGRESS))
+        pending = [f for f in files if f"{shard_key(f)}.json" not in done]
+        if pending:
+            conf_json = conf.model_dump_json()
+            sc = spark.sparkContext
+            sc.setJobDescription(f"corpus build: {len(pending)} files")
+            rdd = sc.parallelize(pending, numSlices=len(pending))  # one task per input file
+            rdd.map(lambda uri: process_and_commit(uri, out, conf_json)).collect()
+
+        file_stats = [run.read_json(PROGRESS, f"{shard_key(f)}.json") for f in files]
+        stats = merge_file_stats(file_stats)
+        stats.update({"version": __version__, "files_skipped_as_done": len(files) - len(pending)})
+        return stats
+
+
+def run_build(spark, inputs: list[str], out: str, conf: PipelineConf, limit: int | None = None,
+              sample: float | None = None, events: EventLog | None = None) -> dict:
+    """`corpus build` into the run folder `out`. Returns the merged stats, also written to RUN/stats/build.json."""
+    return BuildStep(out, inputs, conf, limit=limit, sample=sample, events=events).execute(spark)

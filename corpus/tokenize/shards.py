@@ -1,0 +1,128 @@
+"""Token shards in llm.c's layout, and a validating memory-mapped reader.
+
+Header: 256 little-endian int32 — magic, version, token count, rest zero. Tokens follow as uint16
+(magic 20240520, version 1), or uint32 for vocabularies over 65,536 (magic 20240801, version 7).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+HEADER_INTS = 256
+HEADER_BYTES = HEADER_INTS * 4
+FORMATS = {20240520: (1, np.uint16), 20240801: (7, np.uint32)}
+
+
+class ShardError(ValueError):
+    """A shard is truncated, corrupt or does not match its manifest; the message names the file."""
+
+
+def shard_format(vocab_size: int) -> tuple[int, int, type]:
+    magic = 20240520 if vocab_size <= 65536 else 20240801
+    version, dtype = FORMATS[magic]
+    return magic, version, dtype
+
+
+def encode_shard(tokens: np.ndarray, vocab_size: int) -> bytes:
+    magic, version, dtype = shard_format(vocab_size)
+    header = np.zeros(HEADER_INTS, dtype="<i4")
+    header[:3] = (magic, version, len(tokens))
+    return header.tobytes() + np.asarray(tokens, dtype=np.dtype(dtype).newbyteorder("<")).tobytes()
+
+
+def read_header(path: str | Path) -> tuple[int, int, int]:
+    with open(path, "rb") as f:
+        raw = f.read(HEADER_BYTES)
+    if len(raw) < HEADER_BYTES:
+        raise ShardError(f"{path}: truncated header ({len(raw)} of {HEADER_BYTES} bytes)")
+    magic, version, count = (int(x) for x in np.frombuffer(raw, dtype="<i4", count=3))
+    if magic not in FORMATS:
+        raise ShardError(f"{path}: bad magic {magic} (expected one of {sorted(FORMATS)})")
+    if FORMATS[magic][0] != version:
+        raise ShardError(f"{path}: unsupported version {version} for magic {magic}")
+    return magic, version, count
+
+
+def open_shard(path: str | Path, expected_tokens: int | None = None, expected_sha256: str | None = None) -> np.ndarray:
+    """Memory-map a shard's tokens after checking header, size and (optionally) checksum."""
+    path = Path(path)
+    if not path.exists():
+        raise ShardError(f"{path}: shard file is missing")
+    magic, _, count = read_header(path)
+    dtype = np.dtype(FORMATS[magic][1]).newbyteorder("<")
+    expected_size = HEADER_BYTES + count * dtype.itemsize
+    size = path.stat().st_size
+    if size != expected_size:
+        raise ShardError(f"{path}: size {size} bytes, header promises {count} tokens ({expected_size} bytes)")
+    if expected_tokens is not None and count != expected_tokens:
+        raise ShardError(f"{path}: {count} tokens, manifest says {expected_tokens}")
+    if expected_sha256 is not None and sha256_file(path) != expected_sha256:
+        raise ShardError(f"{path}: sha256 does not match the manifest (corrupt or replaced)")
+    return np.memmap(path, dtype=dtype, mode="r", offset=HEADER_BYTES, shape=(count,))
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class ShardInfo:
+    name: str
+    split: str
+    tokens: int
+    sha256: str
+
+
+class TokenDataset:
+    """The shards of a `manifest.json`, per split, validated on open."""
+
+    def __init__(self, manifest_path: str | Path, verify_checksums: bool = False):
+        self.manifest_path = Path(manifest_path)
+        if self.manifest_path.is_dir():
+            self.manifest_path = self.manifest_path / "manifest.json"
+        if not self.manifest_path.exists():
+            raise ShardError(f"{self.manifest_path}: manifest not found")
+        self.manifest = json.loads(self.manifest_path.read_text())
+        self.root = self.manifest_path.parent
+        self.verify = verify_checksums
+        self.shards = [ShardInfo(s["name"], s["split"], s["tokens"], s["sha256"]) for s in self.manifest["shards"]]
+
+    def split(self, name: str) -> list[ShardInfo]:
+        return [s for s in self.shards if s.split == name]
+
+    def open(self, shard: ShardInfo) -> np.ndarray:
+        return open_shard(self.root / shard.name, shard.tokens, shard.sha256 if self.verify else None)
+
+    def tokens(self, split: str) -> np.ndarray:
+        """All tokens of a split, concatenated (for tests and small data; training streams shards)."""
+        parts = [np.asarray(self.open(s)) for s in self.split(split)]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint16)
+
+
+def manifest_base(shards: list[dict], tokenizer_path: str | Path, sp) -> dict:
+    """The manifest fields every shard writer shares: format, tokenizer, separator, shard list, split totals."""
+    from corpus.tokenize.tokenizer import BOS_ID, CHAT_TOKENS, EOS_ID, PAD_ID
+
+    vocab_size = sp.vocab_size()
+    magic, version, dtype = shard_format(vocab_size)
+    return {
+        "format": {"magic": magic, "version": version, "dtype": np.dtype(dtype).name, "header_int32": HEADER_INTS},
+        "tokenizer": {"file": "tokenizer.model", "sha256": sha256_file(tokenizer_path), "vocab_size": vocab_size,
+                      "bos_id": BOS_ID, "eos_id": EOS_ID, "pad_id": PAD_ID,
+                      "chat_tokens": {t: sp.piece_to_id(t) for t in CHAT_TOKENS}},
+        "document_separator": {"id": BOS_ID, "position": "before each document"},
+        "shards": shards,
+        "splits": {split: {"shards": sum(1 for s in shards if s["split"] == split),
+                           "tokens": sum(s["tokens"] for s in shards if s["split"] == split),
+                           "documents": sum(s["documents"] for s in shards if s["split"] == split)}
+                   for split in ("train", "val")},
+    }
