@@ -47,3 +47,11 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def pytest_collection_modifyitems(items):
+    """Every test that uses the shared SparkSession is marked `spark`, so `pytest -m "not spark"` runs the fast
+    tests alone (the markers are declared in pyproject.toml)."""
+    for item in items:
+        if "spark" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.spark)
