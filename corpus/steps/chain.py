@@ -20,7 +20,7 @@ from corpus.steps.tokenize import TokenizeStep
 
 
 def run_all(spark, inputs: list[str], out: str, conf: PipelineConf, limit: int | None = None,
-            sample: float | None = None, log=print, events: EventLog | None = None) -> dict:
+            sample: float | None = None, log=print, events: EventLog | None = None, force: bool = False) -> dict:
     """`log` gets one line per step; `events` (default: RUN/logs/events.jsonl only) gets structured step events
     and Spark stage progress."""
     summary: dict = {}
@@ -35,7 +35,7 @@ def run_all(spark, inputs: list[str], out: str, conf: PipelineConf, limit: int |
         return s.execute(spark)
 
     log("step build")
-    build = BuildStep(out, inputs, conf, limit=limit, sample=sample, events=events).execute(spark)
+    build = BuildStep(out, inputs, conf, limit=limit, sample=sample, events=events, force=force).execute(spark)
     summary["build"] = {"in": build["documents_in"], "out": build["documents_kept"]}
 
     dedup = step(DedupStep(out, join_uri(out, "docs"), conf.dedup, events))

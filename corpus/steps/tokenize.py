@@ -26,7 +26,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from corpus.config import SourceConf, TokenizeConf
+from corpus.io.remote import open_input
 from corpus.io.rundir import RunDir
+from corpus.spark.reader import read_parquet
 from corpus.steps.base import Step, config_hash, folder_fingerprint, run_root_of
 from corpus.steps.events import EventLog
 from corpus.tokenize.mixture import realized_shares, sampling_factors
@@ -43,7 +45,7 @@ def _unit_hash(*cols) -> F.Column:
 
 
 def load_sources(spark: SparkSession, sources: list[SourceConf]) -> DataFrame:
-    frames = [spark.read.parquet(s.path).select("id", "text").withColumn("source", F.lit(s.name)) for s in sources]
+    frames = [read_parquet(spark, s.path).select("id", "text").withColumn("source", F.lit(s.name)) for s in sources]
     df = frames[0]
     for frame in frames[1:]:
         df = df.unionByName(frame)
@@ -142,6 +144,9 @@ class TokenizeStep(Step):
         return config_hash({"config": config_hash(self.conf),
                             "sources": [[s.name, s.weight, folder_fingerprint(s.path)] for s in self.sources]})
 
+    def input_paths(self) -> list[str]:
+        return [s.path for s in self.sources]
+
     def work(self, spark) -> dict:
         self.manifest = tokenize_documents(spark, self.sources, self.out_uri, self.conf)
         # Timing lives in RUN/stats (added by the base), not in the manifest, which stays byte-identical.
@@ -166,12 +171,16 @@ def tokenize_documents(spark: SparkSession, sources: list[SourceConf], out: str,
             run.fs.delete_file(run.path(name))
     docs = load_sources(spark, sources).localCheckpoint(eager=True)
 
-    model_path = Path(run.path("tokenizer.model"))
+    # The tokenizer is trained (or read) on the driver's local disk, then stored in OUT (local or object store)
+    # and shipped to the executors with addFile.
+    model_path = Path(tempfile.mkdtemp(prefix="corpus-tokenizer-")) / "tokenizer.model"
     if conf.tokenizer:
-        model_path.write_bytes(Path(conf.tokenizer).read_bytes())
+        with open_input(conf.tokenizer) as f:
+            model_path.write_bytes(f.read())
     else:
         trained = _train(spark, docs, conf, model_path)
         trained.with_suffix(".vocab").unlink(missing_ok=True)
+    run.write_bytes_atomic(model_path.read_bytes(), "tokenizer.model")
     sp = worker_tokenizer(str(model_path))
     vocab_size = sp.vocab_size()
     # addFile names must be unique per SparkContext with fixed contents: ship a content-addressed copy.
