@@ -216,6 +216,24 @@ def tokenize(
 
 
 @app.command()
+def publish(
+    run: Annotated[str, typer.Option("--run", help="run folder: reads RUN/pii/docs and RUN/tokens/tokenizer.model")],
+    conf: ConfOpt = None,
+    old_conf: OldConfOpt = None,
+    set_: SetOpt = None,
+    master: MasterOpt = None,
+) -> None:
+    """The final documents in FineWeb's schema (RUN/final/docs, with token_count) + RUN/final/extras by id."""
+    from corpus.spark.session import get_session
+    from corpus.steps.publish import run_publish
+
+    cfg = load_config(_config_path(conf, old_conf), set_)
+    spark = get_session(master, "corpus publish")
+    stats = run_publish(spark, run, cfg.tokenize, events=_events(run, "publish"))
+    console.print(f"publish: {stats['documents']:,} documents, {stats['tokens']:,} tokens → {run}/final/docs")
+
+
+@app.command()
 def run(
     input: InputOpt,
     out: OutOpt,
@@ -228,7 +246,7 @@ def run(
     force: Annotated[bool, typer.Option("--force", help="rebuild every file if the run was built under another "
                                         "config")] = False,
 ) -> None:
-    """The whole chain: build → dedup → pii → tokenize → report, skipping steps that are complete and current."""
+    """The whole chain: build → dedup → pii → tokenize → publish → report, skipping complete, current steps."""
     from corpus.spark.session import get_session
     from corpus.steps.chain import run_all
 

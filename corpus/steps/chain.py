@@ -1,4 +1,4 @@
-"""`corpus run`: build → dedup → pii → tokenize → report, skipping steps that are complete and current.
+"""`corpus run`: build → dedup → pii → tokenize → publish → report, skipping steps that are complete and current.
 
 Build always runs (it resumes per input file on its own). A later step is skipped only when its marker
 (RUN/_steps/<step>.json, see corpus.steps.base) records the fingerprint it would have now: the same config and
@@ -16,6 +16,7 @@ from corpus.steps.build import BuildStep
 from corpus.steps.dedup import DedupStep
 from corpus.steps.events import EventLog
 from corpus.steps.pii import PiiStep
+from corpus.steps.publish import PublishStep
 from corpus.steps.tokenize import TokenizeStep
 
 
@@ -48,6 +49,9 @@ def run_all(spark, inputs: list[str], out: str, conf: PipelineConf, limit: int |
     sources = conf.tokenize.sources or [SourceConf(name="main", path=join_uri(out, "pii", "docs"))]
     tokens = step(TokenizeStep(out, sources, conf.tokenize, events))
     summary["tokenize"] = {"in": pii["documents"], "tokens": {k: v["tokens"] for k, v in tokens["splits"].items()}}
+
+    published = step(PublishStep(out, conf.tokenize, events=events))
+    summary["publish"] = {"in": pii["documents"], "out": published["documents"]}
     RunDir(out).write_json(summary, "stats", "run.json")
     log("step report")
     write_report(out)  # RUN/report.html + RUN/report.json; cheap (no Spark), so always redone

@@ -28,15 +28,15 @@ from pyspark.sql import functions as F
 from corpus.config import SourceConf, TokenizeConf
 from corpus.io.remote import open_input
 from corpus.io.rundir import RunDir
+from corpus.spark.files import ship_file
 from corpus.spark.reader import read_parquet
 from corpus.steps.base import Step, config_hash, folder_fingerprint, run_root_of
 from corpus.steps.events import EventLog
 from corpus.tokenize.mixture import realized_shares, sampling_factors
-from corpus.tokenize.shards import encode_shard, manifest_base, sha256_file, shard_format
+from corpus.tokenize.shards import encode_shard, manifest_base, shard_format
 from corpus.tokenize.tokenizer import BOS_ID, train_tokenizer, worker_tokenizer
 
 HASH_SPACE = 1 << 62
-_SHIPPED: set[str] = set()
 
 
 def _unit_hash(*cols) -> F.Column:
@@ -183,13 +183,7 @@ def tokenize_documents(spark: SparkSession, sources: list[SourceConf], out: str,
     run.write_bytes_atomic(model_path.read_bytes(), "tokenizer.model")
     sp = worker_tokenizer(str(model_path))
     vocab_size = sp.vocab_size()
-    # addFile names must be unique per SparkContext with fixed contents: ship a content-addressed copy.
-    model_name = f"tokenizer-{sha256_file(model_path)[:16]}.model"
-    shipped = Path(tempfile.mkdtemp(prefix="corpus-tokenizer-")) / model_name
-    shipped.write_bytes(model_path.read_bytes())
-    if model_name not in _SHIPPED:
-        spark.sparkContext.addFile(str(shipped))
-        _SHIPPED.add(model_name)
+    model_name = ship_file(spark, model_path.read_bytes(), ".model")
 
     weight_sum = sum(s.weight for s in sources)
     if len(sources) == 1:  # nothing to mix: every document once, and no counting pass
