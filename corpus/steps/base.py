@@ -70,10 +70,12 @@ class Step:
     name: ClassVar[str]
     folder: ClassVar[str]
 
-    def __init__(self, run: str, events: EventLog | None = None):
+    def __init__(self, run: str, events: EventLog | None = None, out: str | None = None):
+        """`out`: the step's output folder when it is not RUN/<folder> (the library functions take any folder;
+        the CLI insists on RUN/<folder>)."""
         self.run_uri = run.rstrip("/") or "."
         self.run = RunDir(self.run_uri)
-        self.out_uri = join_uri(self.run_uri, self.folder) if self.folder else self.run_uri
+        self.out_uri = out.rstrip("/") if out else join_uri(self.run_uri, self.folder) if self.folder else self.run_uri
         self.out = RunDir(self.out_uri)
         self._events = events
 

@@ -130,8 +130,9 @@ class DedupStep(Step):
 
     name, folder = "dedup", "dedup"
 
-    def __init__(self, run: str, input_path: str, conf: DedupConf, events: EventLog | None = None):
-        super().__init__(run, events)
+    def __init__(self, run: str, input_path: str, conf: DedupConf, events: EventLog | None = None,
+                 out: str | None = None):
+        super().__init__(run, events, out)
         self.input_path, self.conf = input_path, conf
 
     def fingerprint(self) -> str:
@@ -146,7 +147,7 @@ class DedupStep(Step):
 
 def run_dedup(spark: SparkSession, input_path: str, out: str, conf: DedupConf, events: EventLog | None = None) -> dict:
     """`corpus dedup` writing RUN/dedup (`out`); its run folder RUN is the parent of `out`."""
-    return DedupStep(run_root_of(out), input_path, conf, events).execute(spark)
+    return DedupStep(run_root_of(out), input_path, conf, events, out=out).execute(spark)
 
 
 def _set_checkpoint_dir(spark: SparkSession, out: str, conf: DedupConf) -> bool:

@@ -50,8 +50,9 @@ class PiiStep(Step):
     name, folder = "pii", "pii"
 
     def __init__(self, run: str, input_path: str, conf: PiiConf, partitions: int | None = None,
-                 events: EventLog | None = None):
-        super().__init__(run, events)
+                 events: EventLog | None = None,
+                 out: str | None = None):
+        super().__init__(run, events, out)
         self.input_path, self.conf, self.partitions = input_path, conf, partitions
 
     def fingerprint(self) -> str:
@@ -68,7 +69,7 @@ class PiiStep(Step):
 def run_pii(spark: SparkSession, input_path: str, out: str, conf: PiiConf, partitions: int | None = None,
             events: EventLog | None = None) -> dict:
     """`corpus pii` writing RUN/pii (`out`); its run folder RUN is the parent of `out`."""
-    return PiiStep(run_root_of(out), input_path, conf, partitions, events).execute(spark)
+    return PiiStep(run_root_of(out), input_path, conf, partitions, events, out=out).execute(spark)
 
 
 def scrub_documents(spark: SparkSession, input_path: str, out: str, conf: PiiConf, partitions: int | None) -> dict:

@@ -17,6 +17,7 @@ import pyarrow as pa
 from pyspark import SparkFiles
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from corpus.config import TokenizeConf
 from corpus.io.remote import open_input
@@ -73,7 +74,7 @@ class PublishStep(Step):
         for column in FINEWEB_SCHEMA.names:
             if column not in docs.columns and column != "token_count":
                 docs = docs.withColumn(column, F.lit(None).cast("string"))
-        schema = docs.schema.add("token_count", "long")
+        schema = T.StructType([*docs.schema.fields, T.StructField("token_count", T.LongType())])
         counted = (docs.mapInArrow(lambda it: _count_batches(it, model_name), schema)
                    .repartition(self.partitions, "id").sortWithinPartitions("id").localCheckpoint(eager=True))
         fineweb = counted.select(*[F.col(c).cast(_spark_type(FINEWEB_SCHEMA.field(c).type)).alias(c)

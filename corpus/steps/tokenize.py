@@ -135,8 +135,9 @@ class TokenizeStep(Step):
 
     name, folder = "tokenize", "tokens"
 
-    def __init__(self, run: str, sources: list[SourceConf], conf: TokenizeConf, events: EventLog | None = None):
-        super().__init__(run, events)
+    def __init__(self, run: str, sources: list[SourceConf], conf: TokenizeConf, events: EventLog | None = None,
+                 out: str | None = None):
+        super().__init__(run, events, out)
         self.sources, self.conf = sources, conf
         self.manifest: dict = {}
 
@@ -156,7 +157,7 @@ class TokenizeStep(Step):
 def run_tokenize(spark: SparkSession, sources: list[SourceConf], out: str, conf: TokenizeConf,
                  events: EventLog | None = None) -> dict:
     """`corpus tokenize` writing RUN/tokens (`out`); returns the splits, sources, shard count and seconds."""
-    step = TokenizeStep(run_root_of(out), sources, conf, events)
+    step = TokenizeStep(run_root_of(out), sources, conf, events, out=out)
     stats = step.execute(spark)
     return {**step.manifest["splits"], "sources": step.manifest["sources"], "wall_seconds": stats["wall_seconds"],
             "shards": stats["shards"]}
