@@ -57,3 +57,15 @@ def test_the_same_file_gives_the_same_rows(one_file):
     warc, _, result = one_file
     again = BuildPipeline(load_config()).process_file(str(warc))
     assert again.docs == result.docs and again.removed == result.removed
+
+
+def test_dump_comes_from_the_data_and_the_config_only_as_a_fallback():
+    from conftest import shared_data
+
+    from corpus.io.formats import dump_of
+
+    assert dump_of("s3://commoncrawl/crawl-data/CC-MAIN-2024-10/segments/x/warc/a.warc.gz") == "CC-MAIN-2024-10"
+    assert dump_of("/data/crawl-00000.warc.gz") is None
+    real = shared_data("warc", "cc", "CC-MAIN-2020-34-excerpt.warc.gz")
+    result = BuildPipeline(load_config(overrides=["dump=fallback"])).process_file(str(real))
+    assert result.docs and {d["dump"] for d in result.docs} == {"CC-MAIN-2020-34"}
