@@ -103,7 +103,7 @@ class BuildStep(Step):
         return self._files
 
     def fingerprint(self) -> str:
-        return config_hash({"config": config_hash(self.conf), "files": self.files})
+        return config_hash({"config": _build_part(self.conf.model_dump(mode="json")), "files": self.files})
 
     def work(self, spark) -> dict:
         from corpus.build.language_id import check_model
@@ -145,8 +145,8 @@ class BuildStep(Step):
         if not run.exists("config.yaml") or not run.list(PROGRESS):
             return
         with run.fs.open_input_stream(run.path("config.yaml")) as f:
-            before = yaml.safe_load(f.read().decode("utf-8"))
-        now = yaml.safe_load(yaml.safe_dump(conf.model_dump(), sort_keys=True))
+            before = _build_part(yaml.safe_load(f.read().decode("utf-8")))
+        now = _build_part(yaml.safe_load(yaml.safe_dump(conf.model_dump(), sort_keys=True)))
         if before == now:
             return
         changed = sorted(_changed_keys(before, now))
@@ -172,6 +172,15 @@ class BuildStep(Step):
                     run.fs.delete_file(run.path(sub, f"part-{key}.parquet"))
         if stale:
             self.events.event("build_unlisted_removed", files=len(stale))
+
+
+# Sections of the pipeline config that later steps own: changing them reruns those steps (their fingerprints), not
+# the build, and is no reason to refuse resuming a build.
+LATER_STEPS = ("dedup", "pii", "tokenize")
+
+
+def _build_part(conf: dict) -> dict:
+    return {k: v for k, v in conf.items() if k not in LATER_STEPS}
 
 
 def _changed_keys(a, b, prefix: str = "") -> list[str]:

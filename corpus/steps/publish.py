@@ -85,7 +85,14 @@ class PublishStep(Step):
         totals = counted.agg(F.sum("token_count").alias("tokens")).first()
         return {"documents": rows, "tokens": int(totals["tokens"] or 0), "columns": FINEWEB_SCHEMA.names,
                 "extras_columns": ["id", *extras],
-                "token_count_tokenizer": {"file": self.tokenizer, "sha256": sha256_bytes(model)}}
+                "token_count_tokenizer": {"file": _relative(self.tokenizer, self.run_uri),
+                                          "sha256": sha256_bytes(model)}}
+
+
+def _relative(path: str, root: str) -> str:
+    """A path inside the run folder as RUN-relative (so the same run on another store has the same stats)."""
+    prefix = root.rstrip("/") + "/"
+    return path[len(prefix):] if path.startswith(prefix) else path
 
 
 def _spark_type(arrow_type: pa.DataType) -> str:
