@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from contextlib import ExitStack
 
 import yaml
 
@@ -24,17 +25,20 @@ PROGRESS = "_progress"
 
 
 def process_and_commit(uri: str, out: str, conf_json: str) -> dict:
-    """Executor side: run the pipeline on one file, write its parts, then its marker (the commit)."""
+    """Executor side: run the pipeline on one file, streaming its parts (one row group in memory at a time),
+    then write its marker (the commit)."""
     from corpus.build.pipeline import worker_pipeline
 
-    result = worker_pipeline(conf_json).process_file(uri)
     run = RunDir(out)
     key = shard_key(uri)
-    run.write_parquet_atomic(result.docs, DOC_SCHEMA, "docs", f"part-{key}.parquet")
-    if worker_conf_writes_removed(conf_json):
-        run.write_parquet_atomic(result.removed, REMOVED_SCHEMA, "removed", f"part-{key}.parquet")
-    run.write_json(result.stats, PROGRESS, f"{key}.json")
-    return {"file": uri, "kept": result.stats["kept"]}
+    with ExitStack() as parts:
+        docs = parts.enter_context(run.parquet_part(DOC_SCHEMA, "docs", f"part-{key}.parquet"))
+        removed = None
+        if worker_conf_writes_removed(conf_json):
+            removed = parts.enter_context(run.parquet_part(REMOVED_SCHEMA, "removed", f"part-{key}.parquet"))
+        stats = worker_pipeline(conf_json).process_file_streaming(uri, docs.add, removed and removed.add)
+    run.write_json(stats, PROGRESS, f"{key}.json")
+    return {"file": uri, "kept": stats["kept"]}
 
 
 def worker_conf_writes_removed(conf_json: str) -> bool:
