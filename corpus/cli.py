@@ -117,6 +117,14 @@ def dedup(
     )
 
 
+def _check_spacy_model(name: str | None) -> None:
+    """On the driver, before any work: a missing pii.spacy_model is a clear error, not a download per executor."""
+    if name:
+        from corpus.pii.scrubber import check_spacy_model
+
+        check_spacy_model(name)
+
+
 @app.command()
 def pii(
     input: Annotated[str, typer.Option("--input", "-i", help="document Parquet (e.g. RUN/dedup/docs)")],
@@ -130,6 +138,7 @@ def pii(
     from corpus.steps.pii import run_pii
 
     cfg = load_config(conf, set_)
+    _check_spacy_model(cfg.pii.spacy_model)
     spark = get_session(master, "corpus pii")
     stats = run_pii(spark, input, out, cfg.pii, events=_events(run_root_of(out), "pii"))
     console.print(f"pii: {stats['replaced_spans']} spans replaced in {stats['documents_with_pii']} of "
@@ -184,6 +193,7 @@ def run(
     from corpus.steps.chain import run_all
 
     cfg = load_config(conf, set_)
+    _check_spacy_model(cfg.pii.spacy_model)
     spark = get_session(master, "corpus run")
     summary = run_all(spark, input, out, cfg, limit=limit, sample=sample, log=lambda m: None,
                       events=_events(out, "run"))
