@@ -106,6 +106,10 @@ def _is_arc(uri: str) -> bool:
 
 # ---------------------------------------------------------------------------------------------- byte streams
 
+def _open(uri: str, conf: ReadConf):
+    return open_input(uri, conf.remote_retries, conf.retry_backoff_seconds, conf.remote_deadline_seconds)
+
+
 class _Gunzip:
     """Strict gzip decompression over all members of a file (per-record or whole-file gzip alike), with
     bounded output per call. Raises `InputDamage` on a cut (`truncated_file`) or bad data (`corrupt_gzip`)."""
@@ -307,7 +311,7 @@ def _warc_page(record, file_path: str, position: int, conf: ReadConf, qualify: b
 
 def _open_archive(uri: str, conf: ReadConf):
     """Open a WARC/ARC/WET file after checking its first bytes; returns the decompressed byte stream."""
-    raw = open_input(uri, conf.remote_retries, conf.retry_backoff_seconds)
+    raw = _open(uri, conf)
     try:
         head = raw.read(_CHUNK)
         if not head:
@@ -447,10 +451,10 @@ def _lines(stream, limit: int) -> Iterator[bytes | None]:
     while True:
         chunk = stream.read(_CHUNK)
         if not chunk:
-            if buf and not skipping:
-                yield buf
-            elif skipping:
+            if skipping or len(buf) > limit:
                 yield None
+            elif buf:
+                yield buf
             return
         buf += chunk
         start = 0
@@ -458,7 +462,7 @@ def _lines(stream, limit: int) -> Iterator[bytes | None]:
             end = buf.find(b"\n", start)
             if end < 0:
                 break
-            if skipping:
+            if skipping or end + 1 - start > limit:
                 skipping = False
                 yield None
             else:
@@ -471,7 +475,7 @@ def _lines(stream, limit: int) -> Iterator[bytes | None]:
 
 def _iter_jsonl(uri: str, conf: ReadConf, qualify: bool) -> Iterator[Page | Skip]:
     del qualify  # JSONL/Parquet ids are always qualified: source ids are unique within their file only
-    raw = open_input(uri, conf.remote_retries, conf.retry_backoff_seconds)
+    raw = _open(uri, conf)
     try:
         head = raw.read(_CHUNK)
         stream = _Gunzip(raw, head) if head.startswith(GZIP_MAGIC) else _Prefixed(raw, head)
@@ -506,7 +510,7 @@ def _iter_jsonl(uri: str, conf: ReadConf, qualify: bool) -> Iterator[Page | Skip
 
 def _iter_parquet(uri: str, conf: ReadConf, qualify: bool) -> Iterator[Page | Skip]:
     del qualify
-    with open_input(uri, conf.remote_retries, conf.retry_backoff_seconds) as raw:
+    with _open(uri, conf) as raw:
         try:
             pf = pq.ParquetFile(raw)
         except Exception as e:  # noqa: BLE001
