@@ -15,7 +15,7 @@ import yaml
 
 from corpus import __version__
 from corpus.config import PipelineConf
-from corpus.io.listing import expand_inputs
+from corpus.io.listing import expand_inputs, listed_twice
 from corpus.io.rundir import RunDir, shard_key
 from corpus.schema import DOC_SCHEMA, REMOVED_SCHEMA
 from corpus.steps.base import Step, config_hash
@@ -24,7 +24,7 @@ from corpus.steps.events import EventLog, lineage
 PROGRESS = "_progress"
 
 
-def process_and_commit(uri: str, out: str, conf_json: str) -> dict:
+def process_and_commit(uri: str, out: str, conf_json: str, qualify_ids: bool = False) -> dict:
     """Executor side: run the pipeline on one file, streaming its parts (one row group in memory at a time),
     then write its marker (the commit)."""
     from corpus.build.pipeline import worker_pipeline
@@ -36,7 +36,7 @@ def process_and_commit(uri: str, out: str, conf_json: str) -> dict:
         removed = None
         if worker_conf_writes_removed(conf_json):
             removed = parts.enter_context(run.parquet_part(REMOVED_SCHEMA, "removed", f"part-{key}.parquet"))
-        stats = worker_pipeline(conf_json).process_file_streaming(uri, docs.add, removed and removed.add)
+        stats = worker_pipeline(conf_json).process_file_streaming(uri, docs.add, removed and removed.add, qualify_ids)
     run.write_json(stats, PROGRESS, f"{key}.json")
     return {"file": uri, "kept": stats["kept"]}
 
@@ -119,7 +119,8 @@ class BuildStep(Step):
             sc = spark.sparkContext
             sc.setJobDescription(f"corpus build: {len(pending)} files")
             rdd = sc.parallelize(pending, numSlices=len(pending))  # one task per input file
-            rdd.map(lambda uri: process_and_commit(uri, out, conf_json)).collect()
+            twice = listed_twice(files)  # the same file under two URIs: qualify its record ids
+            rdd.map(lambda uri: process_and_commit(uri, out, conf_json, uri in twice)).collect()
 
         file_stats = [run.read_json(PROGRESS, f"{shard_key(f)}.json") for f in files]
         stats = merge_file_stats(file_stats)
