@@ -255,7 +255,7 @@ class _Records(ArchiveIterator):
     def _consume_blanklines(self):
         empty_size, self.trailer = 0, b""
         while True:
-            line = self.reader.readline()
+            line = self.reader.readline(_CHUNK, capped=False)  # a long line here is payload: a mismatch
             if not line:
                 return None, empty_size
             if line.strip():
@@ -349,10 +349,6 @@ class _Rewound:
 
 def _record_complete(record, archive: _Records, expect_trailer: bool) -> tuple[str, str] | None:
     """Why a record that warcio returned is not whole, or None. Called after the record was read to its end."""
-    if record.rec_headers.get_header("Content-Length") is None or record.length is None:
-        if archive.reader.at_eof:
-            return "truncated_file", "the file ends inside a record's headers"
-        return "content_length_mismatch", "a record without a valid Content-Length"
     if getattr(record.raw_stream, "limit", 0) > 0:
         return "truncated_file", f"the file ends {record.raw_stream.limit} bytes before the record's Content-Length"
     if expect_trailer and archive.reader.at_eof and archive.next_line is None and archive.trailer.count(b"\n") < 2:
@@ -381,6 +377,12 @@ def _iter_warc(uri: str, conf: ReadConf, want: tuple[str, ...], qualify: bool) -
                 raise InputDamage("read_error", f"after {position} records: {type(e).__name__}: {short(e)}") \
                     from None
             position += 1
+            length = record.rec_headers.get_header("Content-Length")
+            if length is None or not length.isdigit():  # without it the record's end cannot be found
+                if archive.reader.at_eof:
+                    raise InputDamage("truncated_file", f"the file ends inside the headers of record {position}")
+                raise InputDamage("read_error", f"record {position} has no valid Content-Length "
+                                  f"({short(length, 40)})")
             mismatches = archive.mismatches
             if record.rec_type not in want:
                 item: Page | Skip = Skip(f"record_type_{short(record.rec_type, 40)}")
@@ -391,7 +393,12 @@ def _iter_warc(uri: str, conf: ReadConf, want: tuple[str, ...], qualify: bool) -
                     raise
                 except Exception as e:  # noqa: BLE001 - one bad record must not end the job
                     item = Skip("bad_record", detail=f"record {position}: {type(e).__name__}: {short(e)}")
-            archive.read_to_end()  # reads the blank lines after the record: how it ended is known now
+            try:
+                archive.read_to_end()  # reads the blank lines after the record: how it ended is known now
+            except InputDamage as e:
+                if e.reason == "truncated_file":  # the file ends after the record, which was read whole
+                    yield item
+                raise  # corrupt data (a bad CRC) may be inside this record: it is not kept
             problem = _record_complete(record, archive, expect_trailer=is_warc)
             if problem is None and archive.mismatches > mismatches:
                 problem = ("content_length_mismatch", f"record {position} is not followed by a blank line")
