@@ -121,9 +121,11 @@ def test_http_reader_does_not_splice_an_object_that_changed_between_attempts(ser
     from corpus.config import ReadConf
     from corpus.io.readers import Skip, iter_pages
 
-    server.failures["a.warc.gz"] = 2
-    server.replace_after_drop["a.warc.gz"] = shared_data("warc", "crawls", "sample-0000.warc.gz").read_bytes()
-    items = list(iter_pages(server.url("a.warc.gz"), ReadConf(remote_retries=6, retry_backoff_seconds=0.0)))
+    # Through the reader, on another name (the first attempt's handler may still be running).
+    _copy(shared_data("warc", "crawls", "sample-0001.warc.gz"), tmp_path / "b.warc.gz")
+    server.failures["b.warc.gz"] = 2
+    server.replace_after_drop["b.warc.gz"] = shared_data("warc", "crawls", "sample-0000.warc.gz").read_bytes()
+    items = list(iter_pages(server.url("b.warc.gz"), ReadConf(remote_retries=6, retry_backoff_seconds=0.0)))
     assert isinstance(items[-1], Skip) and items[-1].reason == "read_error" and "changed" in items[-1].detail
 
 
