@@ -146,7 +146,9 @@ def _sweep(src: bytes, cuts, tmp_path, name: str):
         counts, pages = _outcome_bytes(src[:cut], tmp_path, name)
         assert pages == full_pages[: len(pages)], cut  # what comes out before the damage is right
         ended = set(counts) & set(FILE_ENDED_EARLY)
-        if cut in boundaries:
+        if cut == 0:
+            assert counts == {"empty_file": 1}
+        elif cut in boundaries:
             assert not ended and counts + Counter(page=len(pages)) <= full_counts + Counter(page=len(full_pages))
         elif not ended:
             silent.append(cut)
