@@ -94,7 +94,7 @@ def test_a_gigabyte_of_zeros_is_rejected_on_its_first_bytes(tmp_path):
     with open(zeros, "wb") as f:  # sparse: 1 GB that costs no disk
         f.truncate(1 << 30)
     counts, pages = _outcome(zeros)
-    assert pages == [] and counts == {"not_warc": 1}
+    assert pages == [] and counts == {"not_a_crawl_file": 1}
     jsonl = tmp_path / "zeros.jsonl"
     os.link(zeros, jsonl)
     assert _outcome(jsonl)[0] == {"not_jsonl": 1}
@@ -105,8 +105,8 @@ def test_a_gigabyte_of_zeros_is_rejected_on_its_first_bytes(tmp_path):
     ("empty.jsonl", b"", "empty_file"),
     ("empty-gzip.warc.gz", gzip.compress(b""), "empty_file"),
     ("junk.warc.gz", b"\x1f\x8b\x08\x00garbage" * 50, "corrupt_gzip"),
-    ("text.warc", b"<html>not an archive</html>" * 100, "not_warc"),
-    ("zeros-inside-gzip.warc.gz", gzip.compress(bytes(8 << 20)), "not_warc"),
+    ("text.warc", b"<html>not an archive</html>" * 100, "not_a_crawl_file"),
+    ("zeros-inside-gzip.warc.gz", gzip.compress(bytes(8 << 20)), "not_a_crawl_file"),
     ("html.jsonl", b"<html>not json lines</html>\n", "not_jsonl"),
 ])
 def test_files_that_are_not_their_format_are_one_counted_reason(tmp_path, name, data, reason):

@@ -4,7 +4,7 @@ Everything that is not a usable page is reported as a `Skip` with a reason inste
 silently. Hostile input is bounded before it is parsed:
 
 - a WARC/ARC/WET file must start with gzip's magic, `WARC/` or `filedesc://` (ARC), checked on its first
-  bytes, so a failed download full of zeros is one `not_warc` in microseconds, not a parse of 1 GB;
+  bytes, so a failed download full of zeros is one `not_a_crawl_file` in microseconds, not a parse of 1 GB;
 - gzip is decompressed by a strict reader of our own (warcio's swallows CRC and data errors and stops
   quietly at a cut): a cut gives `truncated_file`, a bad member `corrupt_gzip`, and the pages before the
   damage are kept. Per-record and whole-file gzip are read the same way, as one stream of members;
@@ -37,7 +37,7 @@ from corpus.io.remote import open_input
 from corpus.io.rundir import shard_key
 
 # Reasons after which the rest of the file was not read (the pages before the damage are kept).
-FILE_ENDED_EARLY = ("empty_file", "not_warc", "not_jsonl", "truncated_file", "corrupt_gzip", "header_too_long",
+FILE_ENDED_EARLY = ("empty_file", "not_a_crawl_file", "not_jsonl", "truncated_file", "corrupt_gzip", "header_too_long",
                     "read_error")
 MAX_HEADER_LINE = 1 << 20  # bytes in one WARC/HTTP header line; real ones are a few KB (long URLs, cookies)
 MAX_HEADER_BLOCK = 4 << 20  # bytes in one record's WARC or HTTP header block
@@ -324,7 +324,7 @@ def _open_archive(uri: str, conf: ReadConf):
         if not start.startswith((b"WARC/", b"filedesc://")) and not (_is_arc(uri) and b"://" in start[:32]) \
                 and not (len(first) < 64 and b"WARC/".startswith(start)):
             what = "gzip content" if isinstance(stream, _Gunzip) else "file"
-            raise InputDamage("not_warc", f"{what} starts with {first[:16]!r}, not WARC/ or an ARC header")
+            raise InputDamage("not_a_crawl_file", f"{what} starts with {first[:16]!r}, not WARC/ or an ARC header")
         return raw, stream, first
     except BaseException:
         raw.close()
