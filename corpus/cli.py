@@ -157,6 +157,14 @@ def dedup(
     )
 
 
+def _check_spacy_model(name: str | None) -> None:
+    """On the driver, before any work: a missing pii.spacy_model is a clear error, not a download per executor."""
+    if name:
+        from corpus.pii.scrubber import check_spacy_model
+
+        check_spacy_model(name)
+
+
 @app.command()
 def pii(
     run: RunOpt = None,
@@ -173,6 +181,7 @@ def pii(
 
     input, out = _step_folders("pii", "pii", run, out, input, "dedup/docs")
     cfg = load_config(_config_path(conf, old_conf), set_)
+    _check_spacy_model(cfg.pii.spacy_model)
     spark = get_session(master, "corpus pii")
     stats = run_pii(spark, input, out, cfg.pii, events=_events(run_root_of(out), "pii"))
     console.print(f"pii: {stats['replaced_spans']} spans replaced in {stats['documents_with_pii']} of "
@@ -251,6 +260,7 @@ def run(
     from corpus.steps.chain import run_all
 
     cfg = load_config(_config_path(conf, old_conf), set_)
+    _check_spacy_model(cfg.pii.spacy_model)
     spark = get_session(master, "corpus run")
     summary = run_all(spark, input, out, cfg, limit=limit, sample=sample, log=lambda m: None,
                       events=_events(out, "run"), force=force)

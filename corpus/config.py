@@ -32,6 +32,7 @@ class ReadConf(_Strict):
     allowed_mime_types: list[str] = ["text/html", "application/xhtml+xml"]
     remote_retries: int = Field(3, ge=0)  # a remote file is tried 1 + retries times, then recorded as read_error
     retry_backoff_seconds: float = Field(2.0, ge=0)  # doubled after each failed attempt
+    remote_deadline_seconds: float = Field(3600.0, gt=0)  # per http(s) file: all attempts, waits and transfers
 
 
 class ResiliparseConf(_Strict):

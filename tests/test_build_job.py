@@ -144,3 +144,46 @@ def test_missing_file_in_a_listing_is_recorded_and_the_job_finishes(spark, tmp_p
     assert stats["files"] == 2 and stats["documents_kept"] > 0
     assert stats["stages"]["read"]["removed"]["read_error"] == 1
     assert any("gone.warc.gz" in e and "FileNotFoundError" in e for e in stats["errors"])
+
+
+def test_ids_are_unique_within_a_run_with_colliding_sources(spark, tmp_path):
+    """The same WARC under two URIs and JSONL files that reuse ids: every document id is unique, deterministically."""
+    src = shared_data("warc", "crawls", "sample-0001.warc.gz")
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / src.name).write_bytes(src.read_bytes())
+        rows = [{"id": str(i), "text": text, "url": f"http://{folder}.example/{i}"}
+                for i, text in enumerate(_dolma_texts())]
+        (tmp_path / folder / "docs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    inputs = [str(tmp_path / f / n) for f in ("a", "b") for n in (src.name, "docs.jsonl")]
+    stats = run_build(spark, inputs, str(tmp_path / "run"), load_config())
+    docs = _docs(tmp_path / "run")
+    ids = [d["id"] for d in docs]
+    assert stats["documents_kept"] == len(docs) > 4 and len(set(ids)) == len(ids)
+    warc_ids = [d["id"] for d in docs if d["file_path"].endswith(".warc.gz")]
+    assert len(warc_ids) % 2 == 0 and all("/<urn:uuid:" in i for i in warc_ids)
+    again = run_build(spark, list(reversed(inputs)), str(tmp_path / "again"), load_config())
+    assert again["documents_kept"] == stats["documents_kept"]
+    assert sorted(d["id"] for d in _docs(tmp_path / "again")) == sorted(ids)
+
+
+def _dolma_texts() -> list[str]:
+    import gzip
+
+    with gzip.open(shared_data("docs", "provided__documents__000.json.gz"), "rt") as f:
+        return [json.loads(line)["text"] for line in f]
+
+
+def test_bad_rows_do_not_stop_the_build(spark, tmp_path):
+    """Rows that used to raise out of the task (url of the wrong type, lone surrogates) are read, coerced and
+    counted; the job finishes with the good documents."""
+    texts = _dolma_texts()
+    rows = [{"id": "n", "url": 12345, "text": texts[0]}, {"id": "l", "url": ["http://a.example/"], "text": texts[1]},
+            {"id": "s", "text": texts[2][:200] + "\ud800" + texts[2][200:]},
+            {"id": "m", "metadata": {"url": {"x": 1}}, "text": texts[3]}]
+    path = tmp_path / "bad.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    stats = run_build(spark, [str(path)], str(tmp_path / "run"), load_config())
+    assert stats["documents_in"] == 4 and stats["documents_kept"] == len(_docs(tmp_path / "run"))
+    removed = pq.read_table(tmp_path / "run" / "removed").num_rows
+    assert stats["documents_kept"] + removed == 4

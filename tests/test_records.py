@@ -12,7 +12,7 @@ from conftest import shared_data
 from corpus.config import ReadConf
 from corpus.io.formats import InputError, input_format
 from corpus.io.listing import expand_inputs
-from corpus.io.readers import Page, Skip, iter_pages
+from corpus.io.readers import Page, Skip, iter_pages, qualified_id
 
 
 def _count(uri, conf=ReadConf()):
@@ -63,14 +63,14 @@ def test_truncated_gzip_keeps_earlier_records_and_counts_the_error(tmp_path):
     cut.write_bytes(src[: len(src) // 2])
     counts, pages = _count(cut)
     assert 0 < len(pages) < 22
-    assert counts["truncated_record"] + counts["read_error"] == 1
+    assert counts["truncated_file"] == 1
 
 
-def test_garbage_file_is_one_read_error(tmp_path):
+def test_garbage_file_is_one_counted_error(tmp_path):
     junk = tmp_path / "junk.warc.gz"
     junk.write_bytes(b"\x1f\x8b\x08\x00garbage" * 50)
     counts, pages = _count(junk)
-    assert pages == [] and counts["read_error"] == 1
+    assert pages == [] and counts == {"corrupt_gzip": 1}
 
 
 def test_giant_payload_is_skipped_as_too_large():
@@ -94,7 +94,7 @@ def test_jsonl_and_parquet_text_inputs(tmp_path):
             f.write(json.dumps(r) + "\n")
         f.write("{not json\n")
     counts, pages = _count(jl)
-    assert [p.id for p in pages][0] == "a" and pages[1].id.startswith("sha1:")
+    assert [p.id for p in pages][0] == qualified_id(str(jl), "a") and pages[1].id.startswith("sha1:")
     assert counts["no_text_field"] == 1 and counts["bad_json"] == 1
     pqf = tmp_path / "docs.parquet"
     pq.write_table(pa.Table.from_pylist(rows[:2]), pqf)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from conftest import shared_data
 from corpus.config import load_config
 from corpus.io.formats import InputError
 from corpus.io.listing import expand_inputs
-from corpus.io.remote import HttpRangeReader, open_input
+from corpus.io.remote import HttpRangeReader, RemoteChanged, RemoteDeadline, open_input
 from corpus.steps.build import run_build
 
 FAST_RETRY = ["read.remote_retries=3", "read.retry_backoff_seconds=0.05"]
@@ -30,6 +31,8 @@ class Server(ThreadingHTTPServer):
         self.root = root
         self.requests: list[tuple[str, str | None]] = []
         self.failures: dict[str, int] = {}  # path → remaining failures (503 first, then dropped bodies)
+        self.replace_after_drop: dict[str, bytes] = {}  # path → new content once a transfer was dropped
+        self.drip: set[str] = set()  # paths sent a few bytes at a time, slowly
         self.lock = threading.Lock()
 
     def url(self, path: str) -> str:
@@ -63,11 +66,21 @@ class Handler(BaseHTTPRequestHandler):
         if rng:
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         self.send_header("Content-Length", str(len(body)))
+        self.send_header("ETag", '"' + hashlib.sha1(data).hexdigest() + '"')
         self.end_headers()
         if fail:  # announce the whole body, send a third of it, hang up
             self.wfile.write(body[: len(body) // 3])
             self.wfile.flush()
             self.close_connection = True
+            new = srv.replace_after_drop.pop(name, None)
+            if new is not None:  # the object is replaced before the client resumes
+                path.write_bytes(new)
+            return
+        if name in srv.drip:
+            for i in range(0, len(body), 64):
+                self.wfile.write(body[i:i + 64])
+                self.wfile.flush()
+                time.sleep(0.05)
             return
         self.wfile.write(body)
 
@@ -95,6 +108,35 @@ def test_http_reader_resumes_dropped_transfers_with_range_requests(server, tmp_p
     assert hashlib.sha256(got).digest() == hashlib.sha256(src.read_bytes()).digest()
     ranges = [r for name, r in server.requests if name == "a.warc.gz" and r]
     assert ranges, "a dropped transfer must resume with a Range request, not start over"
+
+
+def test_http_reader_does_not_splice_an_object_that_changed_between_attempts(server, tmp_path):
+    src = _copy(shared_data("warc", "crawls", "sample-0000.warc.gz"), tmp_path / "a.warc.gz")
+    server.failures["a.warc.gz"] = 2  # 503, then a dropped body after which the file is replaced
+    server.replace_after_drop["a.warc.gz"] = shared_data("warc", "crawls", "sample-0001.warc.gz").read_bytes()
+    with pytest.raises(RemoteChanged, match="changed while it was read"), \
+            open_input(server.url("a.warc.gz"), retries=6, backoff=0.0) as f:
+        f.read()
+    assert src.read_bytes() != shared_data("warc", "crawls", "sample-0000.warc.gz").read_bytes()
+    from corpus.config import ReadConf
+    from corpus.io.readers import Skip, iter_pages
+
+    # Through the reader, on another name (the first attempt's handler may still be running).
+    _copy(shared_data("warc", "crawls", "sample-0001.warc.gz"), tmp_path / "b.warc.gz")
+    server.failures["b.warc.gz"] = 2
+    server.replace_after_drop["b.warc.gz"] = shared_data("warc", "crawls", "sample-0000.warc.gz").read_bytes()
+    items = list(iter_pages(server.url("b.warc.gz"), ReadConf(remote_retries=6, retry_backoff_seconds=0.0)))
+    assert isinstance(items[-1], Skip) and items[-1].reason == "read_error" and "changed" in items[-1].detail
+
+
+def test_http_reader_has_an_overall_deadline_per_file(server, tmp_path):
+    _copy(shared_data("warc", "crawls", "sample-0000.warc.gz"), tmp_path / "slow.warc.gz")
+    server.drip.add("slow.warc.gz")  # 64 bytes every 50 ms: each read is quick, the whole file takes minutes
+    started = time.monotonic()
+    with pytest.raises(RemoteDeadline, match="deadline"), \
+            open_input(server.url("slow.warc.gz"), retries=2, backoff=0.0, deadline_seconds=1.0) as f:
+        f.read()
+    assert time.monotonic() - started < 60
 
 
 def test_http_reader_seeks_for_parquet_footers(server, tmp_path):

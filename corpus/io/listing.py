@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import os
 import posixpath
+from collections import Counter
 from pathlib import Path
 
 from corpus.io.formats import (
@@ -131,3 +132,11 @@ def expand_inputs(specs: list[str], listing_prefix: str = CC_PREFIX, limit: int 
         if not unique:
             raise InputError(f"--sample {sample} kept none of the input files; raise the fraction")
     return unique[:limit] if limit else unique
+
+
+def listed_twice(files: list[str]) -> set[str]:
+    """Files whose name (the last path part) is listed more than once: the same WARC under two URIs (a local
+    copy and its https:// original, s3:// and https://) would repeat its record ids, so these files get
+    their ids qualified with the file's key (see corpus.io.readers). Depends only on the listing: deterministic."""
+    names = Counter(f.rstrip("/").rsplit("/", 1)[-1] for f in files)
+    return {f for f in files if names[f.rstrip("/").rsplit("/", 1)[-1]] > 1}

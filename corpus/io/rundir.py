@@ -92,9 +92,61 @@ class RunDir:
         final = self.path(*parts)
         tmp = _temp_name(final)
         # Fixed writer options so the same rows always give the same bytes.
-        pq.write_table(table, tmp, filesystem=self.fs, compression="zstd", row_group_size=10_000,
-                       write_statistics=True, store_schema=True)
+        pq.write_table(table, tmp, filesystem=self.fs, **PARQUET_OPTIONS, row_group_size=ROW_GROUP_ROWS)
         self.fs.move(tmp, final)
+
+    def parquet_part(self, schema: pa.Schema, *parts: str) -> ParquetPart:
+        """A Parquet file written row by row, one row group at a time, then moved into place (see ParquetPart)."""
+        return ParquetPart(self, schema, self.path(*parts))
+
+
+# Fixed writer options so the same rows always give the same bytes, whichever way they are written.
+PARQUET_OPTIONS = {"compression": "zstd", "write_statistics": True, "store_schema": True}
+ROW_GROUP_ROWS = 10_000
+
+
+class ParquetPart:
+    """Streams rows into a Parquet file under a temporary name: at most one row group (ROW_GROUP_ROWS rows) is
+    held in memory. `with` commits (moves it into place) on success and deletes it on error. The bytes equal
+    `write_parquet_atomic` of the same rows: the same options, the same row groups."""
+
+    def __init__(self, run: RunDir, schema: pa.Schema, final: str):
+        self.run, self.schema, self.final = run, schema, final
+        self.tmp = _temp_name(final)
+        self.rows: list[dict] = []
+        self.written = 0
+        self.writer = pq.ParquetWriter(self.tmp, schema, filesystem=run.fs, **PARQUET_OPTIONS)
+
+    def add(self, row: dict) -> None:
+        self.rows.append(row)
+        if len(self.rows) == ROW_GROUP_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        self.writer.write_table(pa.Table.from_pylist(self.rows, schema=self.schema), row_group_size=ROW_GROUP_ROWS)
+        self.written += len(self.rows)
+        self.rows = []
+
+    def commit(self) -> None:
+        if self.rows or not self.written:  # pq.write_table writes one (empty) row group for no rows: same here
+            self._flush()
+        self.writer.close()
+        self.run.fs.move(self.tmp, self.final)
+
+    def abort(self) -> None:
+        try:
+            self.writer.close()
+        finally:
+            self.run.fs.delete_file(self.tmp)
+
+    def __enter__(self) -> ParquetPart:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
 
 
 def _temp_name(final: str) -> str:

@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from corpus.config import PiiConf
+from corpus.config import ConfigError, PiiConf
 from corpus.io.offline_tldextract import make_tldextract_offline
 
 GATED_TYPES = {"EMAIL_ADDRESS", "IP_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN"}
@@ -60,18 +60,48 @@ class Finding:
     score: float
 
 
-def _blank_pipeline_path() -> str:
+class SpacyModelError(ConfigError):
+    """`pii.spacy_model` names no installed spaCy model."""
+
+
+def check_spacy_model(name: str) -> None:
+    """Raise SpacyModelError unless `name` is an installed spaCy model package or a model folder. Presidio would
+    `pip download` a missing model, on every executor; callers on the driver check before any work starts."""
     import spacy
 
-    path = Path(tempfile.gettempdir()) / f"corpus-spacy-blank-en-{spacy.__version__}"
-    if not (path / "config.cfg").exists():
-        tmp = Path(tempfile.mkdtemp(prefix="corpus-spacy-"))
-        spacy.blank("en").to_disk(tmp)
-        try:
-            tmp.rename(path)
-        except OSError:  # another worker saved it first
-            pass
-    return str(path)
+    if spacy.util.is_package(name) or (Path(name) / "config.cfg").is_file():
+        return
+    raise SpacyModelError(
+        f"pii.spacy_model={name!r} is neither an installed spaCy model package nor a model folder (with a "
+        f"config.cfg). Install the model on the driver and every executor (pip install <its wheel>), give a "
+        f"folder path, or unset pii.spacy_model to run the pattern recognizers only. Nothing is downloaded.")
+
+
+def _spacy_model(name: str | None) -> str:
+    """What Presidio loads: the configured model, checked, or a blank English pipeline."""
+    if not name:
+        return _blank_pipeline_path()
+    check_spacy_model(name)
+    return name
+
+
+_BLANK_PIPELINE: list[str] = []
+
+
+def _blank_pipeline_path() -> str:
+    """A blank English pipeline saved once per process to a private temp folder (mkdtemp: mode 0700 and an
+    unguessable name; a fixed shared path in /tmp could be planted or swapped by another user), removed at exit."""
+    if not _BLANK_PIPELINE:
+        import atexit
+        import shutil
+
+        import spacy
+
+        path = tempfile.mkdtemp(prefix="corpus-spacy-blank-en-")
+        atexit.register(shutil.rmtree, path, True)
+        spacy.blank("en").to_disk(path)
+        _BLANK_PIPELINE.append(path)
+    return _BLANK_PIPELINE[0]
 
 
 def build_analyzer(spacy_model: str | None):
@@ -79,7 +109,7 @@ def build_analyzer(spacy_model: str | None):
     from presidio_analyzer.nlp_engine import NlpEngineProvider
 
     make_tldextract_offline()  # Presidio's e-mail recognizer calls tldextract
-    model = spacy_model or _blank_pipeline_path()
+    model = _spacy_model(spacy_model)
     provider = NlpEngineProvider(nlp_configuration={
         "nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": model}]})
     analyzer = AnalyzerEngine(nlp_engine=provider.create_engine(), supported_languages=["en"])

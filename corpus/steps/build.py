@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from contextlib import ExitStack
 
 import yaml
 
 from corpus import __version__
 from corpus.config import ConfigError, PipelineConf
-from corpus.io.listing import expand_inputs
+from corpus.io.listing import expand_inputs, listed_twice
+from corpus.io.readers import FILE_ENDED_EARLY
 from corpus.io.rundir import RunDir, shard_key
 from corpus.schema import DOC_SCHEMA, REMOVED_SCHEMA
 from corpus.steps.base import Step, config_hash
@@ -23,24 +25,27 @@ from corpus.steps.events import EventLog, lineage
 PROGRESS = "_progress"
 
 
-def process_and_commit(uri: str, out: str, conf_json: str) -> dict:
-    """Executor side: run the pipeline on one file, write its parts, then its marker (the commit)."""
+def process_and_commit(uri: str, out: str, conf_json: str, qualify_ids: bool = False) -> dict:
+    """Executor side: run the pipeline on one file, streaming its parts (one row group in memory at a time),
+    then write its marker (the commit)."""
     from corpus.build.pipeline import worker_pipeline
 
-    result = worker_pipeline(conf_json).process_file(uri)
     run = RunDir(out)
     key = shard_key(uri)
-    run.write_parquet_atomic(result.docs, DOC_SCHEMA, "docs", f"part-{key}.parquet")
-    if worker_conf_writes_removed(conf_json):
-        run.write_parquet_atomic(result.removed, REMOVED_SCHEMA, "removed", f"part-{key}.parquet")
+    with ExitStack() as parts:
+        docs = parts.enter_context(run.parquet_part(DOC_SCHEMA, "docs", f"part-{key}.parquet"))
+        removed = None
+        if worker_conf_writes_removed(conf_json):
+            removed = parts.enter_context(run.parquet_part(REMOVED_SCHEMA, "removed", f"part-{key}.parquet"))
+        stats = worker_pipeline(conf_json).process_file_streaming(uri, docs.add, removed and removed.add, qualify_ids)
     # A file that could not be read to its end is recorded but not "complete": a rerun retries it.
-    run.write_json({**result.stats, "complete": file_complete(result.stats)}, PROGRESS, f"{key}.json")
-    return {"file": uri, "kept": result.stats["kept"]}
+    run.write_json({**stats, "complete": file_complete(stats)}, PROGRESS, f"{key}.json")
+    return {"file": uri, "kept": stats["kept"]}
 
 
 # Read-stage reasons that mean the file itself was not read to its end (not a property of one record): the file
 # may be readable later (network outage, a download still being written), so it is retried on the next run.
-FILE_INCOMPLETE_REASONS = ("read_error", "truncated_file", "empty_file", "not_a_crawl_file")
+FILE_INCOMPLETE_REASONS = ("read_error", *FILE_ENDED_EARLY)
 
 
 def file_complete(file_stats: dict) -> bool:
@@ -131,7 +136,8 @@ class BuildStep(Step):
             sc = spark.sparkContext
             sc.setJobDescription(f"corpus build: {len(pending)} files")
             rdd = sc.parallelize(pending, numSlices=len(pending))  # one task per input file
-            rdd.map(lambda uri: process_and_commit(uri, out, conf_json)).collect()
+            twice = listed_twice(files)  # the same file under two URIs: qualify its record ids
+            rdd.map(lambda uri: process_and_commit(uri, out, conf_json, uri in twice)).collect()
 
         file_stats = [run.read_json(PROGRESS, f"{shard_key(f)}.json") for f in files]
         stats = merge_file_stats(file_stats)
