@@ -1,0 +1,87 @@
+"""PII quality: our recognizers vs Presidio's defaults, per entity type, on labelled data and on real web text.
+
+Labelled data: our seeded generator (corpus/synth/pii_eval.py) and presidio-research's generated_small.json.
+Real text: ../shared/data/docs and the AEB ground-truth article texts; every finding there is listed in
+--findings-out for reading by hand (docs/pii.md has the classification).
+
+    .venv/bin/python bench/pii_quality.py --records 2000 --seed 0 --findings-out /tmp/pii_findings.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+ENTITIES = ["EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "US_SSN", "PHONE_NUMBER"]
+
+
+def real_texts() -> list[dict]:
+    docs = []
+    for path in sorted((DATA / "docs").glob("*.json*.gz")):
+        with gzip.open(path, "rt") as f:
+            for line in f:
+                if line.strip():
+                    d = json.loads(line)
+                    url = d["id"] if str(d.get("id", "")).startswith("http") else None  # dolma ids are URLs here
+                    docs.append({"text": d["text"], "url": url, "language": "en", "source": path.name})
+    truth = json.loads((DATA / "html" / "aeb" / "ground-truth.json").read_text())
+    for key, item in sorted(truth.items()):
+        docs.append({"text": item.get("articleBody") or "", "url": item.get("url"), "language": None,
+                     "source": f"aeb/{key}"})
+    return docs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--records", type=int, default=2000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--findings-out", default=None)
+    args = ap.parse_args()
+
+    from corpus.config import PiiConf
+    from corpus.pii.scrubber import PiiScrubber
+    from corpus.synth.pii_eval import evaluate, generate_records
+
+    ours = PiiScrubber(PiiConf())
+    presidio = PiiScrubber(PiiConf(recognizers="presidio"))
+    generated = generate_records(args.records, args.seed)
+    small = json.loads((DATA / "pii" / "generated_small.json").read_text())
+    for name, records in ((f"generated (seed {args.seed}, {len(generated)} documents)", generated),
+                          ("presidio-research generated_small.json", small)):
+        a, b = evaluate(presidio, records, ENTITIES), evaluate(ours, records, ENTITIES)
+        print(f"\n{name}")
+        print("| entity | gold | recall Presidio | recall ours | span precision Presidio | span precision ours |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for e in ENTITIES:
+            if a[e]["gold"] or a[e]["tp"] + a[e]["fp"] or b[e]["tp"] + b[e]["fp"]:
+                print(f"| {e} | {a[e]['gold']} | {a[e]['recall']} | {b[e]['recall']} | {a[e]['precision']} "
+                      f"({a[e]['fp']} fp) | {b[e]['precision']} ({b[e]['fp']} fp) |")
+
+    real = real_texts()
+    mb = sum(len(d["text"].encode()) for d in real) / 1e6
+    counts = {"presidio": Counter(), "ours": Counter()}
+    rows = []
+    for d in real:
+        for who, scrubber in (("presidio", presidio), ("ours", ours)):
+            _, replaced = scrubber.scrub(d["text"], d["language"], d["url"])
+            for f, value in replaced:
+                counts[who][f.entity_type] += 1
+                rows.append({"who": who, "source": d["source"], "type": f.entity_type, "value": value,
+                             "context": d["text"][max(0, f.start - 50) : f.end + 50]})
+    print(f"\nreal web text: {len(real)} documents, {mb:.2f} MB; findings per MB (after the same keep-policy)")
+    print("| entity | Presidio | ours |")
+    print("| --- | ---: | ---: |")
+    for e in ENTITIES:
+        print(f"| {e} | {counts['presidio'][e] / mb:.1f} ({counts['presidio'][e]}) | "
+              f"{counts['ours'][e] / mb:.1f} ({counts['ours'][e]}) |")
+    if args.findings_out:
+        Path(args.findings_out).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+if __name__ == "__main__":
+    main()
