@@ -1,7 +1,8 @@
 """PII quality: our recognizers vs Presidio's defaults, per entity type, on labelled data and on real web text.
 
 Labelled data: our seeded generator (corpus/synth/pii_eval.py) and presidio-research's generated_small.json.
-Real text: ../shared/data/docs and the AEB ground-truth article texts; every finding there is listed in
+Real text: ../shared/data/docs and the AEB ground-truth article texts (language from the pipeline's fastText
+model, phone regions from language + TLD as in `corpus pii`); every finding there is listed in
 --findings-out for reading by hand (docs/pii.md has the classification).
 
     .venv/bin/python bench/pii_quality.py --records 2000 --seed 0 --findings-out /tmp/pii_findings.jsonl
@@ -36,6 +37,15 @@ def real_texts() -> list[dict]:
     return docs
 
 
+def with_language(docs: list[dict]) -> list[dict]:
+    """Fill in the language the pipeline's fastText model gives (AEB pages come without one)."""
+    from corpus.build.language_id import LanguageId
+    from corpus.config import LanguageConf
+
+    lid = LanguageId(LanguageConf())
+    return [dict(d, language=d["language"] or lid.predict(d["text"])[0]) for d in docs]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=2000)
@@ -62,7 +72,7 @@ def main() -> None:
                 print(f"| {e} | {a[e]['gold']} | {a[e]['recall']} | {b[e]['recall']} | {a[e]['precision']} "
                       f"({a[e]['fp']} fp) | {b[e]['precision']} ({b[e]['fp']} fp) |")
 
-    real = real_texts()
+    real = with_language(real_texts())
     mb = sum(len(d["text"].encode()) for d in real) / 1e6
     counts = {"presidio": Counter(), "ours": Counter()}
     rows = []

@@ -184,7 +184,8 @@ class PiiConf(_Strict):
     # corpus: our recognizers (corpus/pii/recognizers.py); presidio: Presidio's default ones, on whole documents
     # (no gate), the reference our figures are compared to.
     recognizers: Literal["corpus", "presidio"] = "corpus"
-    phone_leniency: int = Field(1, ge=0, le=3)  # phonenumbers Leniency: 0 possible, 1 valid, 2-3 grouping checks
+    # phonenumbers Leniency: 0 possible, 1 valid, 2 valid + strict grouping (measured best, docs/pii.md), 3 exact
+    phone_leniency: int = Field(2, ge=0, le=3)
     phone_context_leniency: int | None = Field(0, ge=0, le=3)  # after a phone context word; null = off
     spacy_model: str | None = None
     replacement: Literal["fixed", "tag", "hash"] = "fixed"

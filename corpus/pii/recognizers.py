@@ -116,6 +116,7 @@ def _international_min(possible: bool) -> int:
     return best
 
 
+YEAR_RANGE = re.compile(r"(?:19|20)\d\d\s*[-\u2010-\u2015/]\s*(?:19|20)\d\d")  # "2004 – 2014" is no phone
 CONTEXT_MIN_DIGITS = 7  # merely possible numbers after a context word: shorter ones are prices, years, codes
 
 
@@ -191,7 +192,7 @@ class RegionalPhoneRecognizer(LocalRecognizer):
     SCORE = 0.4  # Presidio's phone score
     CONTEXT_SCORE = 0.35
 
-    def __init__(self, leniency: int = 1, context_leniency: int | None = 0, regions=DEFAULT_REGIONS):
+    def __init__(self, leniency: int = 2, context_leniency: int | None = 0, regions=DEFAULT_REGIONS):
         self.leniency = leniency
         self.context_leniency = context_leniency if context_leniency is not None and context_leniency < leniency \
             else None
@@ -224,7 +225,8 @@ class RegionalPhoneRecognizer(LocalRecognizer):
                 if (s, e) in spans or any(s < e2 and s2 < e for s2, e2 in spans):
                     continue
                 digits = sum(c.isdigit() for c in text[s:e])
-                if digits >= CONTEXT_MIN_DIGITS and context_near(PHONE_CONTEXT, text, s, e, after=True):
+                if digits >= CONTEXT_MIN_DIGITS and not YEAR_RANGE.fullmatch(text[s:e]) \
+                        and context_near(PHONE_CONTEXT, text, s, e, after=True):
                     spans[(s, e)] = self.CONTEXT_SCORE
         return [RecognizerResult("PHONE_NUMBER", s, e, score,
                                  recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
@@ -398,7 +400,7 @@ class ValidatedIpRecognizer(IpRecognizer):
         return end + 1 < len(text) and text[end] == "." and text[end + 1].isdigit()
 
 
-def corpus_recognizers(leniency: int = 1, context_leniency: int | None = 0):
+def corpus_recognizers(leniency: int = 2, context_leniency: int | None = 0):
     """Our recognizers, replacing Presidio's for the same entity types (e-mail stays Presidio's)."""
     return [RegionalPhoneRecognizer(leniency, context_leniency), GroupedCardRecognizer(), IbanChecksumRecognizer(),
             ContextSsnRecognizer(), ValidatedIpRecognizer()]
