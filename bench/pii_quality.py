@@ -5,7 +5,7 @@ Real text: ../shared/data/docs and the AEB ground-truth article texts (language 
 model, phone regions from language + TLD as in `corpus pii`); every finding there is listed in
 --findings-out for reading by hand (docs/pii.md has the classification).
 
-    .venv/bin/python bench/pii_quality.py --records 2000 --seed 0 --findings-out /tmp/pii_findings.jsonl
+    .venv/bin/python bench/pii_quality.py --records 2000 --seed 0 --findings-out /tmp/f.jsonl --leniency-table
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--findings-out", default=None)
+    ap.add_argument("--leniency-table", action="store_true", help="also compare phone leniencies")
     args = ap.parse_args()
 
     from corpus.config import PiiConf
@@ -91,6 +92,27 @@ def main() -> None:
               f"{counts['ours'][e] / mb:.1f} ({counts['ours'][e]}) |")
     if args.findings_out:
         Path(args.findings_out).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    if args.leniency_table:
+        leniency_table(generated, small, real, mb)
+
+
+def leniency_table(generated: list[dict], small: list[dict], real: list[dict], mb: float) -> None:
+    """Phone recall/precision and findings on real text for each phonenumbers leniency (docs/pii.md)."""
+    from corpus.config import PiiConf
+    from corpus.pii.scrubber import PiiScrubber
+    from corpus.synth.pii_eval import evaluate
+
+    print("\n| phone_leniency | phone_context_leniency | recall (generated) | span precision (generated) | "
+          "recall (generated_small) | phone findings per MB of real text |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for leniency, context in ((0, None), (1, None), (1, 0), (2, 0), (2, None), (3, 0)):
+        scrubber = PiiScrubber(PiiConf(phone_leniency=leniency, phone_context_leniency=context))
+        a = evaluate(scrubber, generated, ["PHONE_NUMBER"])["PHONE_NUMBER"]
+        b = evaluate(scrubber, small, ["PHONE_NUMBER"])["PHONE_NUMBER"]
+        n = sum(f.entity_type == "PHONE_NUMBER" for d in real
+                for f, _ in scrubber.scrub(d["text"], d["language"], d["url"])[1])
+        print(f"| {leniency} | {context} | {a['recall']} | {a['precision']} ({a['fp']} fp) | {b['recall']} | "
+              f"{n / mb:.1f} ({n}) |")
 
 
 if __name__ == "__main__":

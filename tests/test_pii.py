@@ -90,6 +90,11 @@ def test_gate_finds_exactly_what_our_recognizers_find_on_whole_documents(scrubbe
     edge = ["", "   ", "1234", "x@y", "::", "a" * 5000, "12 34 56 78 90 " * 200,
             "Тел. +7 495 123-45-67, почта ivan@yandex.ru", "电话 138 0013 8000 邮箱 li@qq.com",
             "IP 192.168.0.1:8080 and fe80::1%eth0", "tel 030 1234567 ext. 12 / 0171 1234567"]
+    # Windows longer than a chunk (4,000 characters): chunks must not cut a token or a digit run.
+    rnd = random.Random(4)
+    edge += [" ".join(".".join(str(rnd.randint(0, 255)) for _ in range(4)) for _ in range(600)),
+             "Phones: " + ", ".join(f"(212) 555-{rnd.randint(1000, 9999)}" for _ in range(300)),
+             "tel " + " ".join(str(rnd.randint(0, 99999)) for _ in range(1500))]
     docs += [(t, None, None) for t in edge]
     total = 0
     for text, language, url in docs:

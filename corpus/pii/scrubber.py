@@ -7,15 +7,16 @@ Recognizers (`pii.recognizers`): `corpus` (default) is ours from corpus/pii/reco
 AnalyzerEngine and registry (Presidio's e-mail recognizer, our phone, card, IBAN, SSN and IP recognizers);
 `presidio` is Presidio's defaults on whole documents, the reference of the figures in BENCHMARKS.md.
 
-The gate: every recognizer needs a tell-tale character pattern — `@` for e-mail, a dotted quad or hex-colon
-group for IPs, a phonenumbers candidate with enough digits for one of the document's regions for phones, runs
-of digits for cards and SSNs, two letters and two digits for IBANs. Presidio runs only on windows of
+The gate: every recognizer needs a tell-tale character pattern — `@` for e-mail, two colons or a dotted digit
+run for IPs, a digit run with enough digits for one of the document's phone regions, 12 digits for cards, 9 for
+SSNs, two letters before digits for IBANs (one pass, see _trigger_spans). Presidio runs only on windows of
 `context_chars` around such candidates (cut at whitespace, overlapping windows merged), asked only for the
 entity types the window can hold. Tests compare gated findings with our recognizers on whole documents.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import ipaddress
 import re
@@ -217,18 +218,43 @@ class PiiScrubber:
 
     def _chunks(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
         """Bound the work per call: long windows are cut into overlapping chunks (some Presidio patterns are
-        super-linear on long runs such as "a@a@a@…"). Spans shorter than the overlap are found whole."""
+        super-linear on long runs such as "a@a@a@…"). Chunks begin and end at whitespace outside digit runs, so
+        no token and no phone candidate is cut (a cut run would be segmented differently); spans shorter than
+        the overlap are found whole. A digit run longer than a chunk stays in one piece."""
         size, overlap = MAX_WINDOW_CHARS, 2 * self.conf.context_chars + 200
         if end - start <= size:
             return [(start, end)]
+        runs = [m.span() for m in DIGIT_RUN.finditer(text, start, end)]
+        run_starts = [r[0] for r in runs]
+
+        def safe(p: int) -> bool:  # a cut at p: whitespace before it, inside no digit run
+            if p <= start or p >= end:
+                return True
+            i = bisect.bisect_right(run_starts, p) - 1
+            return text[p - 1].isspace() and (i < 0 or runs[i][1] < p)
+
+        def safe_at_or_before(p: int, floor: int) -> int | None:
+            while p > floor and not safe(p):
+                p -= 1
+            return p if p > floor else None
+
+        def safe_at_or_after(p: int) -> int:
+            while p < end and not safe(p):
+                p += 1
+            return p
+
         chunks, lo = [], start
-        while lo < end:
-            hi = min(end, lo + size)
+        while True:
+            if lo + size >= end:
+                chunks.append((lo, end))
+                return chunks
+            hi = safe_at_or_before(lo + size, lo + overlap + 1) or safe_at_or_after(lo + size)
             chunks.append((lo, hi))
-            if hi == end:
-                break
-            lo = hi - overlap
-        return chunks
+            if hi >= end:
+                return chunks
+            lo = max(safe_at_or_after(hi - overlap), lo + 1)
+            if lo >= hi:  # no safe point in the overlap: continue from the cut itself
+                lo = hi
 
     def _analyze(self, text: str, entities: list[str], offset: int, reference: bool = False) -> list[Finding]:
         if not text.strip():
