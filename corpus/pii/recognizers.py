@@ -168,18 +168,27 @@ class _PlausibleMatcher(PhoneNumberMatcher):
     years, prices and dates cost one digit count instead of several parses."""
 
     def __init__(self, text: str, region: str, leniency: int, national_min: int, plus_min: int,
-                 need_context: bool = False):
+                 need_context: bool = False, taken: tuple[tuple[int, int], ...] = ()):
         super().__init__(text, region, leniency=leniency)
         self._national_min, self._plus_min, self._need_context = national_min, plus_min, need_context
+        self._taken = taken
 
     def _extract_match(self, candidate, offset):
         digits = sum(c.isdigit() for c in candidate)
         if digits < (self._plus_min if ("+" in candidate or "\uff0b" in candidate) else self._national_min):
             return None
-        # Context matches need a context word within CONTEXT_CHARS of the match, so of its candidate.
-        if self._need_context and PHONE_CONTEXT.search(self.text, max(0, offset - CONTEXT_CHARS),
-                                                       offset + len(candidate) + CONTEXT_CHARS) is None:
-            return None
+        if self._need_context:
+            # Context matches need a context word within CONTEXT_CHARS of the match, so of its candidate, and
+            # must not overlap a match already taken: when one taken span holds every digit of the candidate,
+            # any match in it would overlap.
+            if PHONE_CONTEXT.search(self.text, max(0, offset - CONTEXT_CHARS),
+                                    offset + len(candidate) + CONTEXT_CHARS) is None:
+                return None
+            if self._taken:
+                first = offset + next(i for i, c in enumerate(candidate) if c.isdigit())
+                last = offset + len(candidate) - next(i for i, c in enumerate(reversed(candidate)) if c.isdigit())
+                if any(s <= first and last <= e for s, e in self._taken):
+                    return None
         return super()._extract_match(candidate, offset)
 
 
@@ -203,14 +212,15 @@ class RegionalPhoneRecognizer(LocalRecognizer):
     def load(self) -> None:
         pass
 
-    def _matches(self, text: str, candidates, leniency: int, need_context: bool = False) -> dict[tuple[int, int], None]:
+    def _matches(self, text: str, candidates, leniency: int, need_context: bool = False,
+                 taken: tuple[tuple[int, int], ...] = ()) -> dict[tuple[int, int], None]:
         found: dict[tuple[int, int], None] = {}
         possible = leniency == Leniency.POSSIBLE
         for region in self.regions:
             if not any(plausible(c, region, possible) for c in candidates):
                 continue
             matcher = _PlausibleMatcher(text, region, leniency, min_digits(region, possible), _plus_min(possible),
-                                        need_context)
+                                        need_context, taken)
             for m in matcher:
                 found[(m.start, m.end)] = None
         return found
@@ -221,7 +231,8 @@ class RegionalPhoneRecognizer(LocalRecognizer):
             return []
         spans = {span: self.SCORE for span in self._matches(text, candidates, self.leniency)}
         if self.context_leniency is not None and PHONE_CONTEXT.search(text):
-            for s, e in self._matches(text, candidates, self.context_leniency, need_context=True):
+            for s, e in self._matches(text, candidates, self.context_leniency, need_context=True,
+                                      taken=tuple(spans)):
                 if (s, e) in spans or any(s < e2 and s2 < e for s2, e2 in spans):
                     continue
                 digits = sum(c.isdigit() for c in text[s:e])
