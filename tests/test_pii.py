@@ -114,11 +114,14 @@ def test_phone_prefilter_is_exact():
 
     texts = [t for t in _web_texts()] + [t for t, _ in _aeb_texts()][:60] + [t for t, _ in _multilingual_docs()][::3]
     texts += [r["full_text"] for r in generate_records(200, seed=12)]
-    regions = sorted({r for rs in LANGUAGE_REGIONS.values() for r in rs} | set(DEFAULT_REGIONS))
+    # Local numbers that a region's prefix transform lengthens (Antigua "268", Guernsey "1481", San Marino…).
+    texts += ["call 4601234 or 256789, tel. 2123456 or 106609 or 91621234, 0549 886377, 011 15 2345-6789"] * 5
+    regions = sorted({r for rs in LANGUAGE_REGIONS.values() for r in rs} | set(DEFAULT_REGIONS)
+                     | {"AG", "GG", "SM", "MG", "NF", "CC", "JP"})
     compared = 0
     for i, text in enumerate(texts):
         for region in regions[i % 5 :: 5]:  # every region, on a fifth of the texts each
-            for leniency in (0, 2):
+            for leniency in (0, 1, 2):
                 plain = [(m.start, m.end) for m in phonenumbers.PhoneNumberMatcher(text, region, leniency=leniency)]
                 possible = leniency == 0
                 fast = [(m.start, m.end) for m in _PlausibleMatcher(

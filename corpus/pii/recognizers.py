@@ -129,13 +129,21 @@ def _exit_code_min(md) -> int:
     return 4
 
 
+def _transform_added(md) -> int:
+    """Digits a region's national-prefix transform can add to what is written (Antigua's 7-digit local
+    numbers gain "268", Guernsey's "1481"): the literal digits of the rule, group references aside."""
+    return sum(c.isdigit() for c in re.sub(r"\\\d", "", md.national_prefix_transform_rule or ""))
+
+
 @lru_cache(maxsize=1024)
 def min_digits(region: str, possible: bool) -> int:
     """Fewest digits one of our phone matches for `region` can contain (exact bound, see docs/pii.md): a
-    national number has at least the region's shortest length; an international one without "+" needs the
-    region's exit code before the country code; context matches need CONTEXT_MIN_DIGITS."""
+    national number has at least the region's shortest length, less what its prefix transform may add; an
+    international one without "+" needs the region's exit code before the country code; context matches need
+    CONTEXT_MIN_DIGITS."""
     md = PhoneMetadata.metadata_for_region(region)
-    bound = min(_min_length(md, possible), _international_min(possible) + _exit_code_min(md))
+    national = max(1, _min_length(md, possible) - _transform_added(md))
+    bound = min(national, _international_min(possible) + _exit_code_min(md))
     return max(bound, CONTEXT_MIN_DIGITS) if possible else bound
 
 
