@@ -102,13 +102,20 @@ def _min_length(md, possible: bool) -> int:
     return min(x for x in lengths if x > 0) if any(x > 0 for x in lengths) else 1
 
 
+def _transform_added(md) -> int:
+    """Digits a region's national-prefix transform can add to what is written (Antigua's 7-digit local
+    numbers gain "268", Guernsey's "1481"): the literal digits of the rule, group references aside."""
+    return sum(c.isdigit() for c in re.sub(r"\\\d", "", md.national_prefix_transform_rule or ""))
+
+
 @lru_cache(maxsize=2)
 def _international_min(possible: bool) -> int:
-    """Fewest digits any number written with a country code can have: len(country code) + shortest number."""
+    """Fewest digits any number written with a country code can have: len(country code) + shortest number
+    (less what a prefix transform may add)."""
     best = 99
     for region in phonenumbers.SUPPORTED_REGIONS:
         md = PhoneMetadata.metadata_for_region(region)
-        best = min(best, len(str(md.country_code)) + _min_length(md, possible))
+        best = min(best, len(str(md.country_code)) + max(1, _min_length(md, possible) - _transform_added(md)))
     for cc in phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS:
         md = PhoneMetadata.metadata_for_nongeo_region(cc)
         if md is not None:
@@ -127,12 +134,6 @@ def _exit_code_min(md) -> int:
         if any(pattern.fullmatch(f"{i:0{n}d}") for i in range(10**n)):
             return n
     return 4
-
-
-def _transform_added(md) -> int:
-    """Digits a region's national-prefix transform can add to what is written (Antigua's 7-digit local
-    numbers gain "268", Guernsey's "1481"): the literal digits of the rule, group references aside."""
-    return sum(c.isdigit() for c in re.sub(r"\\\d", "", md.national_prefix_transform_rule or ""))
 
 
 @lru_cache(maxsize=1024)
