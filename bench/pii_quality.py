@@ -2,7 +2,8 @@
 
 Labelled data: our seeded generator (corpus/synth/pii_eval.py) and presidio-research's generated_small.json.
 Real text: ../shared/data/docs and the AEB ground-truth article texts (language from the pipeline's fastText
-model, phone regions from language + TLD as in `corpus pii`); every finding there is listed in
+model, phone regions from language + TLD as in `corpus pii`), the multilingual Leipzig sentences and
+WikiText-2's test articles; every finding there is listed in
 --findings-out for reading by hand (docs/pii.md has the classification).
 
     .venv/bin/python bench/pii_quality.py --records 2000 --seed 0 --findings-out /tmp/f.jsonl --leniency-table
@@ -34,6 +35,25 @@ def real_texts() -> list[dict]:
     for key, item in sorted(truth.items()):
         docs.append({"text": item.get("articleBody") or "", "url": item.get("url"), "language": None,
                      "source": f"aeb/{key}"})
+    return docs
+
+
+def more_real_texts() -> list[dict]:
+    """Real sentences of the Leipzig corpora in seven languages (40 per document) and WikiText-2's test
+    articles: more real text for the false-positive rate (these have no URL)."""
+    docs = []
+    for path in sorted((DATA / "multilingual").glob("*.txt")):
+        lines = path.read_text().splitlines()
+        for i in range(0, len(lines), 40):
+            docs.append({"text": "\n".join(lines[i : i + 40]), "url": None, "language": path.stem,
+                         "source": f"multilingual/{path.name}:{i + 1}"})
+    article: list[str] = []
+    for line in (DATA / "text" / "wikitext-2-raw-test.txt").read_text().splitlines() + [" = end = "]:
+        if line.startswith(" = ") and not line.startswith(" = = ") and article:
+            docs.append({"text": "\n".join(article), "url": None, "language": "en",
+                         "source": f"wikitext/{article[0].strip()[:40]}"})
+            article = []
+        article.append(line)
     return docs
 
 
@@ -73,7 +93,7 @@ def main() -> None:
                 print(f"| {e} | {a[e]['gold']} | {a[e]['recall']} | {b[e]['recall']} | {a[e]['precision']} "
                       f"({a[e]['fp']} fp) | {b[e]['precision']} ({b[e]['fp']} fp) |")
 
-    real = with_language(real_texts())
+    real = with_language(real_texts()) + more_real_texts()
     mb = sum(len(d["text"].encode()) for d in real) / 1e6
     counts = {"presidio": Counter(), "ours": Counter()}
     rows = []
@@ -84,7 +104,8 @@ def main() -> None:
                 counts[who][f.entity_type] += 1
                 rows.append({"who": who, "source": d["source"], "type": f.entity_type, "value": value,
                              "context": d["text"][max(0, f.start - 50) : f.end + 50]})
-    print(f"\nreal web text: {len(real)} documents, {mb:.2f} MB; findings per MB (after the same keep-policy)")
+    print(f"\nreal text (docs, AEB, multilingual, WikiText-2): {len(real)} documents, {mb:.2f} MB; findings per MB "
+          "(after the same keep-policy)")
     print("| entity | Presidio | ours |")
     print("| --- | ---: | ---: |")
     for e in ENTITIES:
