@@ -219,6 +219,7 @@ def test_cards_ips_and_context():
     # counts only next to a phone word.
     assert {f.entity_type for f in ours.find("SSN: 536904399")} >= {"US_SSN"}
     assert not any(f.entity_type == "US_SSN" for f in ours.find("order 536904399 shipped"))
+    assert not ours.find("Hardcover, $53.00 (ISBN 0375403744).", ("US", "GB", "AU", "IN"))  # a real false positive
     assert ours.find("Please call me at (96) 627-277 tonight")
     assert not ours.find("The box weighs (96) 627-277 units")
 

@@ -123,6 +123,7 @@ def _international_min(possible: bool) -> int:
     return best
 
 
+ISBN_BEFORE = re.compile(r"isbn(?:[- ]?1[03])?:?\s*$", re.IGNORECASE)  # "ISBN 0375403744" is a book, not a phone
 YEAR_RANGE = re.compile(r"(?:19|20)\d\d\s*[-\u2010-\u2015/]\s*(?:19|20)\d\d")  # "2004 – 2014" is no phone
 CONTEXT_MIN_DIGITS = 7  # merely possible numbers after a context word: shorter ones are prices, years, codes
 
@@ -251,7 +252,7 @@ class RegionalPhoneRecognizer(LocalRecognizer):
         return [RecognizerResult("PHONE_NUMBER", s, e, score,
                                  recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
                                                        RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id})
-                for (s, e), score in sorted(spans.items())]
+                for (s, e), score in sorted(spans.items()) if not ISBN_BEFORE.search(text, max(0, s - 16), s)]
 
 
 def luhn_ok(digits: str) -> bool:
