@@ -19,7 +19,11 @@ console = Console(stderr=True)
 
 InputOpt = Annotated[list[str], typer.Option("--input", "-i", help="file, glob, folder or *.paths(.gz) listing")]
 OutOpt = Annotated[str, typer.Option("--out", "-o", help="run folder (local path, s3a://, hdfs://...)")]
-ConfOpt = Annotated[Path | None, typer.Option("--conf", help="pipeline config (default conf/pipeline.yaml)")]
+ConfOpt = Annotated[Path | None, typer.Option("--config", "-c", help="pipeline YAML (default conf/pipeline.yaml)")]
+# `--conf` was our flag before; it clashes with spark-submit's `--conf key=value`, so it is a deprecated alias.
+OldConfOpt = Annotated[Path | None, typer.Option("--conf", hidden=True, help="deprecated: use --config")]
+RunOpt = Annotated[str | None, typer.Option("--run", help="run folder: reads and writes the step's folders in it")]
+StepOutOpt = Annotated[str | None, typer.Option("--out", "-o", help="the step's folder, RUN/<step> (or use --run RUN)")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override, e.g. language.threshold=0.7")]
 MasterOpt = Annotated[str | None, typer.Option("--master", help="Spark master (default local[*])")]
 
@@ -48,6 +52,35 @@ def _events(out: str, command: str):
     events = EventLog(out, json_stderr=as_json, console=None if as_json else console)
     events.event("command", command=command, **lineage())
     return events
+
+
+def _config_path(conf: Path | None, old_conf: Path | None) -> Path | None:
+    if old_conf is not None:
+        console.print("[yellow]warning:[/] --conf is deprecated (it clashes with spark-submit's --conf); "
+                      "use --config")
+        if conf is not None and conf != old_conf:
+            raise ConfigError("give the pipeline config once, with --config")
+    return conf or old_conf
+
+
+def _step_folders(step: str, folder: str, run: str | None, out: str | None, inp: str | None,
+                  upstream: str) -> tuple[str, str]:
+    """(input, RUN/<folder>) for a step from --run RUN or an explicit --out RUN/<folder> (validated, so the
+    step's outputs, stats and marker can only land where the layout says)."""
+    from corpus.steps.base import join_uri
+
+    if run and out:
+        raise ConfigError(f"corpus {step}: give --run RUN or --out RUN/{folder}, not both")
+    if run:
+        out = join_uri(run, folder)
+    if not out:
+        raise ConfigError(f"corpus {step}: give --run RUN (or --out RUN/{folder})")
+    if out.rstrip("/").rsplit("/", 1)[-1] != folder:
+        raise ConfigError(f"corpus {step}: --out must be the step's folder inside the run folder, RUN/{folder} "
+                          f"(got {out!r}); or give --run RUN")
+    if not inp:
+        inp = join_uri(run_root_of(out), upstream)
+    return inp, out
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
@@ -79,35 +112,42 @@ def build(
     input: InputOpt,
     out: OutOpt,
     conf: ConfOpt = None,
+    old_conf: OldConfOpt = None,
     set_: SetOpt = None,
     master: MasterOpt = None,
     limit: Annotated[int | None, typer.Option(help="only the first N input files")] = None,
     sample: Annotated[float | None, typer.Option(help="a deterministic fraction of the input files, e.g. 0.01")] = None,
+    force: Annotated[bool, typer.Option("--force", help="rebuild every file if the run was built under another "
+                                        "config")] = False,
 ) -> None:
     """WARC/WET/JSONL/Parquet → extraction → URL, language and quality filters → RUN/docs Parquet."""
     from corpus.spark.session import get_session
     from corpus.steps.build import run_build
 
-    cfg = load_config(conf, set_)
+    cfg = load_config(_config_path(conf, old_conf), set_)
     spark = get_session(master, "corpus build")
-    stats = run_build(spark, input, out, cfg, limit=limit, sample=sample, events=_events(out, "build"))
+    stats = run_build(spark, input, out, cfg, limit=limit, sample=sample, events=_events(out, "build"), force=force)
     _print_funnel(stats)
     console.print(f"[green]docs[/] {out}/docs  [green]stats[/] {out}/stats/build.json")
 
 
 @app.command()
 def dedup(
-    input: Annotated[str, typer.Option("--input", "-i", help="document Parquet (e.g. RUN/docs)")],
-    out: OutOpt,
+    run: RunOpt = None,
+    input: Annotated[str | None, typer.Option("--input", "-i", help="document Parquet (default RUN/docs)")] = None,
+    out: StepOutOpt = None,
     conf: ConfOpt = None,
+    old_conf: OldConfOpt = None,
     set_: SetOpt = None,
     master: MasterOpt = None,
 ) -> None:
-    """Exact + MinHash LSH near-dedup with distributed connected components → OUT/docs, RUN/stats/dedup.json."""
+    """Exact + MinHash LSH near-dedup with distributed connected components → RUN/dedup/{docs,removed},
+    RUN/stats/dedup.json."""
     from corpus.spark.session import get_session
     from corpus.steps.dedup import run_dedup
 
-    cfg = load_config(conf, set_)
+    input, out = _step_folders("dedup", "dedup", run, out, input, "docs")
+    cfg = load_config(_config_path(conf, old_conf), set_)
     spark = get_session(master, "corpus dedup")
     stats = run_dedup(spark, input, out, cfg.dedup, events=_events(run_root_of(out), "dedup"))
     console.print(
@@ -119,17 +159,20 @@ def dedup(
 
 @app.command()
 def pii(
-    input: Annotated[str, typer.Option("--input", "-i", help="document Parquet (e.g. RUN/dedup/docs)")],
-    out: OutOpt,
+    run: RunOpt = None,
+    input: Annotated[str | None, typer.Option("--input", "-i", help="documents (default RUN/dedup/docs)")] = None,
+    out: StepOutOpt = None,
     conf: ConfOpt = None,
+    old_conf: OldConfOpt = None,
     set_: SetOpt = None,
     master: MasterOpt = None,
 ) -> None:
-    """Presidio PII detection and replacement → OUT/docs with pii_count, RUN/stats/pii.json."""
+    """Presidio PII detection and replacement → RUN/pii/{docs,removed} with pii_count, RUN/stats/pii.json."""
     from corpus.spark.session import get_session
     from corpus.steps.pii import run_pii
 
-    cfg = load_config(conf, set_)
+    input, out = _step_folders("pii", "pii", run, out, input, "dedup/docs")
+    cfg = load_config(_config_path(conf, old_conf), set_)
     spark = get_session(master, "corpus pii")
     stats = run_pii(spark, input, out, cfg.pii, events=_events(run_root_of(out), "pii"))
     console.print(f"pii: {stats['replaced_spans']} spans replaced in {stats['documents_with_pii']} of "
@@ -138,9 +181,12 @@ def pii(
 
 @app.command()
 def tokenize(
-    input: Annotated[list[str] | None, typer.Option("--input", "-i", help="document Parquet folder(s)")] = None,
-    out: OutOpt = "",
+    run: RunOpt = None,
+    input: Annotated[list[str] | None, typer.Option("--input", "-i", help="document Parquet folder(s) "
+                                                     "(default RUN/pii/docs)")] = None,
+    out: StepOutOpt = None,
     conf: ConfOpt = None,
+    old_conf: OldConfOpt = None,
     set_: SetOpt = None,
     master: MasterOpt = None,
     vocab_size: Annotated[int | None, typer.Option("--vocab-size", help="tokenizer vocabulary size")] = None,
@@ -151,14 +197,14 @@ def tokenize(
     from corpus.spark.session import get_session
     from corpus.steps.tokenize import run_tokenize
 
-    cfg = load_config(conf, set_)
+    cfg = load_config(_config_path(conf, old_conf), set_)
     tok = cfg.tokenize
     if vocab_size is not None:
         tok = tok.model_copy(update={"vocab_size": vocab_size})
     if tokenizer is not None:
         tok = tok.model_copy(update={"tokenizer": tokenizer})
-    if not out:
-        raise ConfigError("--out is required")
+    first, out = _step_folders("tokenize", "tokens", run, out, (input or [None])[0], "pii/docs")
+    input = input or ([] if tok.sources else [first])
     sources = tok.sources or [SourceConf(name=f"input{i}" if len(input or []) > 1 else "main", path=p)
                               for i, p in enumerate(input or [])]
     if not sources:
@@ -170,23 +216,44 @@ def tokenize(
 
 
 @app.command()
+def publish(
+    run: Annotated[str, typer.Option("--run", help="run folder: reads RUN/pii/docs and RUN/tokens/tokenizer.model")],
+    conf: ConfOpt = None,
+    old_conf: OldConfOpt = None,
+    set_: SetOpt = None,
+    master: MasterOpt = None,
+) -> None:
+    """The final documents in FineWeb's schema (RUN/final/docs, with token_count) + RUN/final/extras by id."""
+    from corpus.spark.session import get_session
+    from corpus.steps.publish import run_publish
+
+    cfg = load_config(_config_path(conf, old_conf), set_)
+    spark = get_session(master, "corpus publish")
+    stats = run_publish(spark, run, cfg.tokenize, events=_events(run, "publish"))
+    console.print(f"publish: {stats['documents']:,} documents, {stats['tokens']:,} tokens → {run}/final/docs")
+
+
+@app.command()
 def run(
     input: InputOpt,
     out: OutOpt,
     conf: ConfOpt = None,
+    old_conf: OldConfOpt = None,
     set_: SetOpt = None,
     master: MasterOpt = None,
     limit: Annotated[int | None, typer.Option(help="only the first N input files")] = None,
     sample: Annotated[float | None, typer.Option(help="a deterministic fraction of the input files, e.g. 0.01")] = None,
+    force: Annotated[bool, typer.Option("--force", help="rebuild every file if the run was built under another "
+                                        "config")] = False,
 ) -> None:
-    """The whole chain: build → dedup → pii → tokenize → report, skipping steps that are complete and current."""
+    """The whole chain: build → dedup → pii → tokenize → publish → report, skipping complete, current steps."""
     from corpus.spark.session import get_session
     from corpus.steps.chain import run_all
 
-    cfg = load_config(conf, set_)
+    cfg = load_config(_config_path(conf, old_conf), set_)
     spark = get_session(master, "corpus run")
     summary = run_all(spark, input, out, cfg, limit=limit, sample=sample, log=lambda m: None,
-                      events=_events(out, "run"))
+                      events=_events(out, "run"), force=force)
     for step, s in summary.items():
         console.print(f"{step:10s} in {s['in']:>8,}  " + (f"out {s['out']:>8,}" if "out" in s else
                       "tokens " + ", ".join(f"{k} {v:,}" for k, v in s["tokens"].items())))

@@ -143,6 +143,7 @@ class DedupConf(_Strict):
     keep: Literal["smallest_id", "longest", "earliest"] = "smallest_id"
     max_iterations: int = Field(40, ge=1)
     output_partitions: int = Field(8, ge=1)
+    checkpoint_dir: str | None = None  # see conf/pipeline.yaml
 
 
 class SourceConf(_Strict):

@@ -19,6 +19,22 @@ FINEWEB_COLUMNS = pa.schema(
     ]
 )
 
+# FineWeb's published columns, in FineWeb's order (HuggingFaceFW/fineweb): what RUN/final/docs holds
+# (corpus.steps.publish); our other columns go to the RUN/final/extras sidecar, joined by id.
+FINEWEB_SCHEMA = pa.schema(
+    [
+        ("text", pa.string()),
+        ("id", pa.string()),
+        ("dump", pa.string()),
+        ("url", pa.string()),
+        ("date", pa.string()),
+        ("file_path", pa.string()),
+        ("language", pa.string()),
+        ("language_score", pa.float64()),
+        ("token_count", pa.int64()),
+    ]
+)
+
 # Per-document values for the report (corpus.report.page): `chars` is the length of the extracted text (what the
 # filters saw, before C4's line removal and normalization); each metric column is a value a quality filter
 # compared to a threshold, keyed by QualityChain.measure's "stage.value" name. Null where that check did not

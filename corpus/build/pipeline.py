@@ -15,6 +15,7 @@ from corpus.build.language_id import LanguageId
 from corpus.build.normalize import normalize_text
 from corpus.build.url_filter import UrlFilter
 from corpus.config import PipelineConf
+from corpus.io.formats import dump_of
 from corpus.io.readers import Page, Skip, iter_pages
 from corpus.schema import quality_metric_row
 
@@ -178,7 +179,7 @@ class BuildPipeline:
             "text": text,
             "url": page.url,
             "date": page.date,
-            "dump": self.conf.dump,
+            "dump": dump_of(page.file_path) or self.conf.dump,  # from the data: the crawl named in the path
             "file_path": page.file_path,
             "language": lang,
             "language_score": score,

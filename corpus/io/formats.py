@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 # Common Crawl listings hold paths relative to the public bucket.
 CC_PREFIX = "https://data.commoncrawl.org/"
 
@@ -33,3 +35,13 @@ def input_format(uri: str) -> str:
     if name.endswith(PARQUET_SUFFIXES):
         return "parquet"
     raise InputError(f"unsupported input format: {uri} (expected one of {', '.join(DATA_SUFFIXES)})")
+
+
+# Common Crawl names each crawl CC-MAIN-YYYY-WW, and its file paths carry it (crawl-data/CC-MAIN-2024-10/...).
+_DUMP = re.compile(r"CC-MAIN-\d{4}-\d{2}")
+
+
+def dump_of(uri: str) -> str | None:
+    """The Common Crawl dump a file belongs to, from its path (the last CC-MAIN-YYYY-WW in it), or None."""
+    found = _DUMP.findall(uri)
+    return found[-1] if found else None

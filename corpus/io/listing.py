@@ -10,6 +10,7 @@ import glob
 import gzip
 import hashlib
 import os
+import posixpath
 from pathlib import Path
 
 from corpus.io.formats import (
@@ -23,6 +24,7 @@ from corpus.io.formats import (
     is_remote,
 )
 from corpus.io.remote import open_input
+from corpus.io.rundir import has_arrow_filesystem
 
 
 def _read_listing(path: str, prefix: str) -> list[str]:
@@ -51,6 +53,31 @@ def _local_folder(folder: Path) -> list[str]:
     return [str(p.resolve()) for p in (crawl or files)]
 
 
+def _object_store(spec: str) -> list[str]:
+    """An s3:// (s3a://, gs://, hdfs://) file, folder or glob: listed on the driver (names only, no data read)."""
+    import fnmatch
+
+    from pyarrow import fs as pafs
+
+    from corpus.io.rundir import arrow_filesystem
+
+    scheme = spec.split("://", 1)[0]
+    fs, path = arrow_filesystem(spec)
+    glob_at = min((path.find(ch) for ch in "*?[" if ch in path), default=-1)
+    base = path if glob_at < 0 else posixpath.dirname(path[:glob_at])
+    info = fs.get_file_info(base)
+    if glob_at < 0 and info.type == pafs.FileType.File:
+        return [spec]
+    if info.type == pafs.FileType.NotFound:
+        raise InputError(f"--input {spec}: no such object or prefix")
+    names = [i.path for i in fs.get_file_info(pafs.FileSelector(base, recursive=True))
+             if i.type == pafs.FileType.File and i.path.lower().endswith(DATA_SUFFIXES)]
+    if glob_at >= 0:
+        names = [n for n in names if fnmatch.fnmatchcase(n, path)]
+    crawl = [n for n in names if n.lower().endswith(WET_SUFFIXES + WARC_SUFFIXES)]
+    return [f"{scheme}://{n}" for n in sorted(crawl or names)]
+
+
 def sample_key(uri: str, seed: int) -> float:
     """A uniform number in [0, 1) fixed by the URI and seed: whether a file is sampled never depends on which
     other files are listed or in what order."""
@@ -76,6 +103,8 @@ def expand_inputs(specs: list[str], listing_prefix: str = CC_PREFIX, limit: int 
         matched: list[str]
         if spec.lower().endswith(LISTING_SUFFIXES):
             matched = _read_listing(spec, listing_prefix)
+        elif is_remote(spec) and has_arrow_filesystem(spec):
+            matched = _object_store(spec)
         elif is_remote(spec):
             matched = [spec]
         elif os.path.isdir(spec):

@@ -175,7 +175,7 @@ def _iter_jsonl(uri: str, conf: ReadConf) -> Iterator[Page | Skip]:
 
 
 def _iter_parquet(uri: str, conf: ReadConf) -> Iterator[Page | Skip]:
-    with open_input(uri, conf.remote_retries, conf.retry_backoff_seconds) as raw:
+    with open_input(uri, conf.remote_retries, conf.retry_backoff_seconds, seekable=True) as raw:
         try:
             pf = pq.ParquetFile(raw)
         except Exception as e:  # noqa: BLE001

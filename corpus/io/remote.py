@@ -127,16 +127,20 @@ def is_http(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
 
-def _fsspec_uri(uri: str) -> str:
-    # Hadoop's s3a:// scheme is s3:// for fsspec (needs the s3fs package on the executors).
-    return "s3://" + uri[len("s3a://"):] if uri.startswith("s3a://") else uri
+def open_input(uri: str, retries: int = 3, backoff: float = 2.0, seekable: bool = False):
+    """Open an input file for binary reading, local or remote, retried; the caller closes it.
 
+    http(s) through `HttpRangeReader`; s3:// (and Hadoop's s3a://), gs://, hdfs:// through pyarrow's filesystems
+    (no extra package; S3 clients honour the AWS credential chain and AWS_ENDPOINT_URL); other schemes through
+    fsspec. `seekable` asks for random access (Parquet footers)."""
+    from corpus.io.rundir import arrow_filesystem, has_arrow_filesystem
 
-def open_input(uri: str, retries: int = 3, backoff: float = 2.0):
-    """Open an input file for binary reading, local or remote (retried, see corpus/io/remote.py); the caller closes
-    it."""
     if not is_remote(uri):
         return open(uri.removeprefix("file://"), "rb")
     if is_http(uri):
         return open_http(uri, retries, backoff)
-    return with_retries(lambda: fsspec.open(_fsspec_uri(uri), "rb").open(), retries, backoff, uri)
+    if has_arrow_filesystem(uri):
+        fs, path = arrow_filesystem(uri)
+        opener = fs.open_input_file if seekable else fs.open_input_stream
+        return with_retries(lambda: opener(path), retries, backoff, uri)
+    return with_retries(lambda: fsspec.open(uri, "rb").open(), retries, backoff, uri)

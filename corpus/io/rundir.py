@@ -23,10 +23,38 @@ def shard_key(uri: str) -> str:
     return hashlib.sha1(uri.encode("utf-8")).hexdigest()[:16]
 
 
+# Hadoop's names for S3 (what Spark users write) and the scheme pyarrow knows them by.
+SCHEME_ALIASES = {"s3a": "s3", "s3n": "s3", "gcs": "gs"}
+ARROW_SCHEMES = ("s3", "gs", "hdfs", "viewfs", "file")
+
+
+def arrow_uri(uri: str) -> str:
+    """A local path or URI as pyarrow's filesystems spell it (s3a:// → s3://; local paths made absolute)."""
+    if "://" not in uri:
+        return _abspath(uri)
+    scheme, rest = uri.split("://", 1)
+    return f"{SCHEME_ALIASES.get(scheme.lower(), scheme.lower())}://{rest}"
+
+
+def has_arrow_filesystem(uri: str) -> bool:
+    return "://" not in uri or arrow_uri(uri).split("://", 1)[0] in ARROW_SCHEMES
+
+
+def arrow_filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """(filesystem, path) for a local path or an s3:// / s3a:// / gs:// / hdfs:// URI. Object-store clients take
+    the usual settings: for S3 the AWS credential chain and AWS_ENDPOINT_URL (S3-compatible stores)."""
+    target = arrow_uri(uri)
+    return pafs.FileSystem.from_uri(target) if "://" in target else (pafs.LocalFileSystem(), target)
+
+
 class RunDir:
+    """A folder on any pyarrow filesystem. Writes are atomic per file: temporary name, then a move. On object
+    stores a move is a copy and a delete, and each object appears whole or not at all, which is all the commit
+    protocol needs (markers are written last; names are deterministic; `.tmp-` leftovers are swept)."""
+
     def __init__(self, uri: str):
         self.uri = uri
-        self.fs, self.root = pafs.FileSystem.from_uri(uri if "://" in uri else _abspath(uri))
+        self.fs, self.root = arrow_filesystem(uri)
 
     def path(self, *parts: str) -> str:
         return posixpath.join(self.root, *parts)

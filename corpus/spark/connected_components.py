@@ -52,7 +52,8 @@ def connected_components(edges: DataFrame, max_iterations: int = 40, checkpoint:
     previous = _fingerprint(current)
     for _ in range(max_iterations):
         current = small_star(large_star(current))
-        current = current.checkpoint(eager=True) if checkpoint else current.cache()
+        # localCheckpoint also cuts the lineage each round, without a Hadoop checkpoint folder (object-store runs).
+        current = current.checkpoint(eager=True) if checkpoint else current.localCheckpoint(eager=True)
         fingerprint = _fingerprint(current)
         if fingerprint == previous:
             # A fixed point of both stars is a set of stars: every node points at its component's minimum.

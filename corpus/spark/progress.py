@@ -11,8 +11,6 @@ import sys
 import threading
 import time
 
-from corpus.steps.events import EventLog
-
 
 def active_stages(spark) -> list[dict]:
     tracker = spark.sparkContext.statusTracker()
@@ -27,7 +25,9 @@ def active_stages(spark) -> list[dict]:
 
 
 class StageProgress:
-    def __init__(self, spark, step: str, log: EventLog, interactive: bool | None = None, interval: float = 0.5,
+    """`log` is the run's corpus.steps.events.EventLog (passed in: the Spark glue does not import the step layer)."""
+
+    def __init__(self, spark, step: str, log, interactive: bool | None = None, interval: float = 0.5,
                  quiet_interval: float = 30.0):
         self.spark, self.step, self.log = spark, step, log
         self.interactive = sys.stderr.isatty() and not log.json_stderr if interactive is None else interactive

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import posixpath
 import time
 from typing import Any, ClassVar
 
+from corpus.config import ConfigError
 from corpus.io.rundir import RunDir
 from corpus.steps.events import EventLog
 
@@ -68,10 +70,12 @@ class Step:
     name: ClassVar[str]
     folder: ClassVar[str]
 
-    def __init__(self, run: str, events: EventLog | None = None):
+    def __init__(self, run: str, events: EventLog | None = None, out: str | None = None):
+        """`out`: the step's output folder when it is not RUN/<folder> (the library functions take any folder;
+        the CLI insists on RUN/<folder>)."""
         self.run_uri = run.rstrip("/") or "."
         self.run = RunDir(self.run_uri)
-        self.out_uri = join_uri(self.run_uri, self.folder) if self.folder else self.run_uri
+        self.out_uri = out.rstrip("/") if out else join_uri(self.run_uri, self.folder) if self.folder else self.run_uri
         self.out = RunDir(self.out_uri)
         self._events = events
 
@@ -89,6 +93,10 @@ class Step:
         """Hash of the step's config and inputs, recorded in its marker."""
         raise NotImplementedError
 
+    def input_paths(self) -> list[str]:
+        """The folders the step reads (checked against its output folder before anything is deleted)."""
+        return []
+
     # --- the shared protocol
     def marker(self) -> dict | None:
         return self.run.read_json(MARKERS, f"{self.name}.json") if self.run.exists(MARKERS, f"{self.name}.json") \
@@ -102,10 +110,23 @@ class Step:
     def stats(self) -> dict:
         return self.run.read_json("stats", f"{self.name}.json")
 
+    def check_paths(self) -> None:
+        """Refuse an output folder that equals, contains or lies inside an input: the step would delete what it
+        reads (e.g. `corpus dedup --input RUN/docs --out RUN`)."""
+        if not self.folder:
+            return
+        out = _normalized(self.out_uri)
+        for path in self.input_paths():
+            inp = _normalized(path)
+            if inp == out or inp.startswith(out + "/") or out.startswith(inp + "/"):
+                raise ConfigError(f"{self.name}: the output folder {self.out_uri} overlaps its input {path}; "
+                                  f"give --out RUN/{self.folder} (the step's folder inside the run folder)")
+
     def execute(self, spark) -> dict:
         from corpus.spark.progress import StageProgress
 
         started = time.time()
+        self.check_paths()
         if self.run.exists(MARKERS, f"{self.name}.json"):  # first: outputs are about to change
             self.run.fs.delete_file(self.run.path(MARKERS, f"{self.name}.json"))
         with StageProgress(spark, self.name, self.events):
@@ -116,3 +137,11 @@ class Step:
         self.run.makedirs(MARKERS)
         self.run.write_json({"step": self.name, "fingerprint": self.fingerprint()}, MARKERS, f"{self.name}.json")
         return stats
+
+
+def _normalized(path: str) -> str:
+    """Comparable form of a local path or URI: absolute, no trailing slash, s3a:// as s3://."""
+    if "://" in path:
+        scheme, rest = path.split("://", 1)
+        return f"{'s3' if scheme == 's3a' else scheme}://{posixpath.normpath(rest)}"
+    return os.path.abspath(path.removeprefix("file://")).rstrip("/")

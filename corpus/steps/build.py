@@ -13,7 +13,7 @@ from collections import Counter
 import yaml
 
 from corpus import __version__
-from corpus.config import PipelineConf
+from corpus.config import ConfigError, PipelineConf
 from corpus.io.listing import expand_inputs
 from corpus.io.rundir import RunDir, shard_key
 from corpus.schema import DOC_SCHEMA, REMOVED_SCHEMA
@@ -33,8 +33,19 @@ def process_and_commit(uri: str, out: str, conf_json: str) -> dict:
     run.write_parquet_atomic(result.docs, DOC_SCHEMA, "docs", f"part-{key}.parquet")
     if worker_conf_writes_removed(conf_json):
         run.write_parquet_atomic(result.removed, REMOVED_SCHEMA, "removed", f"part-{key}.parquet")
-    run.write_json(result.stats, PROGRESS, f"{key}.json")
+    # A file that could not be read to its end is recorded but not "complete": a rerun retries it.
+    run.write_json({**result.stats, "complete": file_complete(result.stats)}, PROGRESS, f"{key}.json")
     return {"file": uri, "kept": result.stats["kept"]}
+
+
+# Read-stage reasons that mean the file itself was not read to its end (not a property of one record): the file
+# may be readable later (network outage, a download still being written), so it is retried on the next run.
+FILE_INCOMPLETE_REASONS = ("read_error", "truncated_file", "empty_file", "not_a_crawl_file")
+
+
+def file_complete(file_stats: dict) -> bool:
+    removed = file_stats.get("stages", {}).get("read", {}).get("removed", {})
+    return not any(reason.startswith(FILE_INCOMPLETE_REASONS) for reason in removed)
 
 
 def worker_conf_writes_removed(conf_json: str) -> bool:
@@ -80,9 +91,9 @@ class BuildStep(Step):
     name, folder = "build", ""
 
     def __init__(self, run: str, inputs: list[str], conf: PipelineConf, limit: int | None = None,
-                 sample: float | None = None, events: EventLog | None = None):
+                 sample: float | None = None, events: EventLog | None = None, force: bool = False):
         super().__init__(run, events)
-        self.inputs, self.conf, self.limit, self.sample = inputs, conf, limit, sample
+        self.inputs, self.conf, self.limit, self.sample, self.force = inputs, conf, limit, sample, force
         self._files: list[str] | None = None
 
     @property
@@ -95,9 +106,13 @@ class BuildStep(Step):
         return config_hash({"config": config_hash(self.conf), "files": self.files})
 
     def work(self, spark) -> dict:
+        from corpus.build.language_id import check_model
+
         files, conf, run, out = self.files, self.conf, self.run, self.run_uri
+        check_model(conf.language.model_path, local=spark.sparkContext.master.startswith("local"))
         for sub in ("docs", "removed", PROGRESS, "stats"):
             run.makedirs(sub)
+        self._check_config(run, conf)
         # Lineage: what ran, on what, with which settings.
         run.write_bytes_atomic(yaml.safe_dump(conf.model_dump(), sort_keys=True).encode(), "config.yaml")
         run.write_bytes_atomic(("\n".join(files) + "\n").encode(), "inputs.txt")
@@ -108,7 +123,8 @@ class BuildStep(Step):
             for name in run.list(sub):
                 if name.startswith(".tmp-"):
                     run.fs.delete_file(run.path(sub, name))
-        done = set(run.list(PROGRESS))
+        self._drop_unlisted(run, files)
+        done = {name for name in run.list(PROGRESS) if run.read_json(PROGRESS, name).get("complete", True)}
         pending = [f for f in files if f"{shard_key(f)}.json" not in done]
         if pending:
             conf_json = conf.model_dump_json()
@@ -119,11 +135,55 @@ class BuildStep(Step):
 
         file_stats = [run.read_json(PROGRESS, f"{shard_key(f)}.json") for f in files]
         stats = merge_file_stats(file_stats)
-        stats.update({"version": __version__, "files_skipped_as_done": len(files) - len(pending)})
+        stats.update({"version": __version__, "files_skipped_as_done": len(files) - len(pending),
+                      "files_incomplete": sorted(f["file"] for f in file_stats if not f.get("complete", True))})
         return stats
+
+    def _check_config(self, run: RunDir, conf: PipelineConf) -> None:
+        """Resuming under another config would mix documents filtered two ways: refuse, unless forced (then the
+        run's build outputs are cleared and every file is redone)."""
+        if not run.exists("config.yaml") or not run.list(PROGRESS):
+            return
+        with run.fs.open_input_stream(run.path("config.yaml")) as f:
+            before = yaml.safe_load(f.read().decode("utf-8"))
+        now = yaml.safe_load(yaml.safe_dump(conf.model_dump(), sort_keys=True))
+        if before == now:
+            return
+        changed = sorted(_changed_keys(before, now))
+        if not self.force:
+            raise ConfigError(
+                f"{self.run_uri} was built with another config (changed: {', '.join(changed[:8])}"
+                f"{' ...' if len(changed) > 8 else ''}); resuming would mix documents filtered two ways. "
+                "Use a new --out, or --force to rebuild every file under the new config.")
+        for sub in ("docs", "removed", PROGRESS):
+            if run.exists(sub):
+                run.fs.delete_dir_contents(run.path(sub))
+        self.events.event("build_forced", changed=changed)
+
+    def _drop_unlisted(self, run: RunDir, files: list[str]) -> None:
+        """Parts of input files no longer listed would leak into later steps: remove them (and their markers)."""
+        keys = {shard_key(f) for f in files}
+        stale = [name for name in run.list(PROGRESS) if name.removesuffix(".json") not in keys]
+        for name in stale:
+            key = name.removesuffix(".json")
+            run.fs.delete_file(run.path(PROGRESS, name))  # the marker first: a crash then leaves it redone
+            for sub in ("docs", "removed"):
+                if run.exists(sub, f"part-{key}.parquet"):
+                    run.fs.delete_file(run.path(sub, f"part-{key}.parquet"))
+        if stale:
+            self.events.event("build_unlisted_removed", files=len(stale))
+
+
+def _changed_keys(a, b, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for k in sorted(set(a) | set(b)):
+            out += _changed_keys(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [prefix.rstrip(".")]
 
 
 def run_build(spark, inputs: list[str], out: str, conf: PipelineConf, limit: int | None = None,
-              sample: float | None = None, events: EventLog | None = None) -> dict:
+              sample: float | None = None, events: EventLog | None = None, force: bool = False) -> dict:
     """`corpus build` into the run folder `out`. Returns the merged stats, also written to RUN/stats/build.json."""
-    return BuildStep(out, inputs, conf, limit=limit, sample=sample, events=events).execute(spark)
+    return BuildStep(out, inputs, conf, limit=limit, sample=sample, events=events, force=force).execute(spark)

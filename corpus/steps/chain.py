@@ -1,4 +1,4 @@
-"""`corpus run`: build → dedup → pii → tokenize → report, skipping steps that are complete and current.
+"""`corpus run`: build → dedup → pii → tokenize → publish → report, skipping steps that are complete and current.
 
 Build always runs (it resumes per input file on its own). A later step is skipped only when its marker
 (RUN/_steps/<step>.json, see corpus.steps.base) records the fingerprint it would have now: the same config and
@@ -16,11 +16,12 @@ from corpus.steps.build import BuildStep
 from corpus.steps.dedup import DedupStep
 from corpus.steps.events import EventLog
 from corpus.steps.pii import PiiStep
+from corpus.steps.publish import PublishStep
 from corpus.steps.tokenize import TokenizeStep
 
 
 def run_all(spark, inputs: list[str], out: str, conf: PipelineConf, limit: int | None = None,
-            sample: float | None = None, log=print, events: EventLog | None = None) -> dict:
+            sample: float | None = None, log=print, events: EventLog | None = None, force: bool = False) -> dict:
     """`log` gets one line per step; `events` (default: RUN/logs/events.jsonl only) gets structured step events
     and Spark stage progress."""
     summary: dict = {}
@@ -35,7 +36,7 @@ def run_all(spark, inputs: list[str], out: str, conf: PipelineConf, limit: int |
         return s.execute(spark)
 
     log("step build")
-    build = BuildStep(out, inputs, conf, limit=limit, sample=sample, events=events).execute(spark)
+    build = BuildStep(out, inputs, conf, limit=limit, sample=sample, events=events, force=force).execute(spark)
     summary["build"] = {"in": build["documents_in"], "out": build["documents_kept"]}
 
     dedup = step(DedupStep(out, join_uri(out, "docs"), conf.dedup, events))
@@ -48,6 +49,9 @@ def run_all(spark, inputs: list[str], out: str, conf: PipelineConf, limit: int |
     sources = conf.tokenize.sources or [SourceConf(name="main", path=join_uri(out, "pii", "docs"))]
     tokens = step(TokenizeStep(out, sources, conf.tokenize, events))
     summary["tokenize"] = {"in": pii["documents"], "tokens": {k: v["tokens"] for k, v in tokens["splits"].items()}}
+
+    published = step(PublishStep(out, conf.tokenize, events=events))
+    summary["publish"] = {"in": pii["documents"], "out": published["documents"]}
     RunDir(out).write_json(summary, "stats", "run.json")
     log("step report")
     write_report(out)  # RUN/report.html + RUN/report.json; cheap (no Spark), so always redone

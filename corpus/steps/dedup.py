@@ -13,18 +13,22 @@ Outputs RUN/dedup/docs/part-NNNNN.parquet (kept docs + cluster_id, cluster_size)
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.sql.window import Window
 
 from corpus.config import DedupConf
 from corpus.io.rundir import RunDir
+from corpus.schema import QUALITY_METRIC_COLUMNS
 from corpus.spark.connected_components import connected_components
+from corpus.spark.reader import read_parquet
 from corpus.spark.writer import write_partitions
-from corpus.steps.base import Step, config_hash, folder_fingerprint, run_root_of
+from corpus.steps.base import Step, config_hash, folder_fingerprint, join_uri, run_root_of
 from corpus.steps.events import EventLog
 
 SIG_SCHEMA = T.StructType([
@@ -89,17 +93,53 @@ def _verify(edges: DataFrame, docs: DataFrame, conf: DedupConf) -> DataFrame:
             .where(verify("a", "b")).select("src", "dst"))
 
 
+REMOVED_COLUMNS = ["id", "url", "stage", "reason", "file_path", "chars", *QUALITY_METRIC_COLUMNS, "duplicate_of"]
+
+
+def _removed_rows(frame: DataFrame, reason: str) -> DataFrame:
+    """The removed-table row of each document in `frame` (which has `duplicate_of`): the build's removed columns
+    that the input carries (nulls for the others), stage `dedup`, the reason, and the id it duplicates."""
+    cols = []
+    for name in REMOVED_COLUMNS:
+        if name == "stage":
+            cols.append(F.lit("dedup").alias("stage"))
+        elif name == "reason":
+            cols.append(F.lit(reason).alias("reason"))
+        elif name in frame.columns:
+            cols.append(F.col(name))
+        else:
+            kind = "long" if name == "chars" else "string" if name in ("url", "file_path") else "double"
+            cols.append(F.lit(None).cast(kind).alias(name))
+    return frame.select(*cols)
+
+
+def _first_row_per_id(docs: DataFrame) -> tuple[DataFrame, DataFrame | None]:
+    """Documents with a unique id, and the removed rows of repeated ids (None when there are none: the common case
+    costs one shuffle of the id column only). The first row by (file_path, url, text) stays: deterministic."""
+    repeated = docs.groupBy("id").count().where(F.col("count") > 1)
+    if repeated.limit(1).count() == 0:
+        return docs, None
+    order = [F.col(c) for c in ("file_path", "url") if c in docs.columns] + [F.col("text")]
+    ranked = docs.withColumn("_rank", F.row_number().over(Window.partitionBy("id").orderBy(*order)))
+    dropped = ranked.where(F.col("_rank") > 1).withColumn("duplicate_of", F.col("id"))
+    return ranked.where(F.col("_rank") == 1).drop("_rank"), _removed_rows(dropped, "duplicate_id")
+
+
 class DedupStep(Step):
     """`corpus dedup` from an input document folder into RUN/dedup; stats in RUN/stats/dedup.json."""
 
     name, folder = "dedup", "dedup"
 
-    def __init__(self, run: str, input_path: str, conf: DedupConf, events: EventLog | None = None):
-        super().__init__(run, events)
+    def __init__(self, run: str, input_path: str, conf: DedupConf, events: EventLog | None = None,
+                 out: str | None = None):
+        super().__init__(run, events, out)
         self.input_path, self.conf = input_path, conf
 
     def fingerprint(self) -> str:
         return config_hash({"config": config_hash(self.conf), "input": folder_fingerprint(self.input_path)})
+
+    def input_paths(self) -> list[str]:
+        return [self.input_path]
 
     def work(self, spark) -> dict:
         return dedup_documents(spark, self.input_path, self.out_uri, self.conf)
@@ -107,16 +147,37 @@ class DedupStep(Step):
 
 def run_dedup(spark: SparkSession, input_path: str, out: str, conf: DedupConf, events: EventLog | None = None) -> dict:
     """`corpus dedup` writing RUN/dedup (`out`); its run folder RUN is the parent of `out`."""
-    return DedupStep(run_root_of(out), input_path, conf, events).execute(spark)
+    return DedupStep(run_root_of(out), input_path, conf, events, out=out).execute(spark)
+
+
+def _set_checkpoint_dir(spark: SparkSession, out: str, conf: DedupConf) -> bool:
+    """Where the connected-components rounds checkpoint (see conf/pipeline.yaml); False: Spark's local
+    checkpoints, for object-store runs whose JVM may have no Hadoop connector."""
+    target = conf.checkpoint_dir
+    if target is None and ("://" not in out or out.startswith(("file://", "hdfs://"))):
+        target = join_uri(out, "_checkpoints")
+        if "://" not in target:
+            target = os.path.abspath(target)
+    if target is None:
+        return False
+    spark.sparkContext.setCheckpointDir(target)
+    return True
 
 
 def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupConf) -> dict:
     """Exact then near dedup of the documents under `input_path` into OUT/docs; returns the stats."""
     run = RunDir(out)
     run.makedirs("docs")
-    spark.sparkContext.setCheckpointDir(run.path("_checkpoints"))
-    docs = spark.read.parquet(input_path)
+    reliable = _set_checkpoint_dir(spark, out, conf)
+    docs = read_parquet(spark, input_path)
     n_in = docs.count()
+    removed: list[DataFrame] = []
+
+    # 0. every join below is on id: a repeated id would multiply rows, so only the first row per id goes on.
+    docs, id_removed = _first_row_per_id(docs)
+    if id_removed is not None:
+        removed.append(id_removed)
+    n_ids = docs.count() if id_removed is not None else n_in
 
     # 1. exact duplicates: keep one document per normalized-text hash.
     order = _keep_order(conf)
@@ -127,6 +188,8 @@ def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupC
             F.min("order").alias("order"), F.count(F.lit(1)).alias("exact_copies"))
         keepers = groups.select(F.col("order.id").alias("id"), "exact_copies")
         unique = docs.join(keepers, "id").localCheckpoint(eager=True)
+        copies = docs.join(groups.select("content_hash", F.col("order.id").alias("duplicate_of")), "content_hash")
+        removed.append(_removed_rows(copies.where(F.col("id") != F.col("duplicate_of")), "exact_duplicate"))
     else:
         unique = docs.withColumn("exact_copies", F.lit(1)).localCheckpoint(eager=True)
     n_unique = unique.count()
@@ -147,7 +210,7 @@ def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupC
     n_edges = edges.count()
 
     # 5. components → keeper per component.
-    components = (connected_components(edges, conf.max_iterations) if n_edges
+    components = (connected_components(edges, conf.max_iterations, checkpoint=reliable) if n_edges
                   else unique.sparkSession.createDataFrame([], "node string, component string"))
     labelled = (unique.join(components.withColumnRenamed("node", "id"), "id", "left")
                 .withColumn("component", F.coalesce("component", "id")))
@@ -157,10 +220,20 @@ def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupC
     keep = per_component.select(F.col("order.id").alias("id"), F.col("order.id").alias("cluster_id"),
                                 "near_members", F.col("cluster_size").cast("long"))
     kept = labelled.join(keep, "id").drop("component", "content_hash", "exact_copies").localCheckpoint(eager=True)
+    members = labelled.join(per_component.select("component", F.col("order.id").alias("duplicate_of")), "component")
+    removed.append(_removed_rows(members.where(F.col("id") != F.col("duplicate_of")), "near_duplicate"))
 
     columns = [c for c in docs.columns if c != "content_hash"] + ["cluster_id", "cluster_size"]
     write_partitions(kept.select(*columns).repartition(conf.output_partitions, "id").sortWithinPartitions("id"),
                      out, "docs")
+
+    # Every document that is not kept is in RUN/dedup/removed with its reason and the id it duplicates.
+    all_removed = removed[0]
+    for frame in removed[1:]:
+        all_removed = all_removed.unionByName(frame)
+    ordered = all_removed.repartition(conf.output_partitions, "id").sortWithinPartitions(
+        "id", "reason", *[c for c in ("file_path", "url") if c in all_removed.columns])
+    n_removed = write_partitions(ordered, out, "removed")
 
     histogram = {str(r["cluster_size"]): r["n"] for r in
                  kept.groupBy("cluster_size").agg(F.count(F.lit(1)).alias("n")).orderBy("cluster_size").collect()}
@@ -169,7 +242,9 @@ def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupC
     near_clusters = kept.where(F.col("near_members") > 1).count()
     stats = {
         "documents_in": n_in,
-        "exact_duplicates_removed": n_in - n_unique,
+        "duplicate_ids_removed": n_in - n_ids,
+        "exact_duplicates_removed": n_ids - n_unique,
+        "documents_removed": n_removed,
         "documents_with_signature": with_signature,
         "documents_too_short_for_minhash": n_unique - with_signature,
         "candidate_edges": n_candidates,

@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from corpus.config import PiiConf
+from corpus.spark.reader import read_parquet
 from corpus.spark.writer import write_partitions
 from corpus.steps.base import Step, config_hash, folder_fingerprint, run_root_of
 from corpus.steps.events import EventLog
@@ -53,13 +54,17 @@ class PiiStep(Step):
     name, folder = "pii", "pii"
 
     def __init__(self, run: str, input_path: str, conf: PiiConf, partitions: int | None = None,
-                 events: EventLog | None = None):
-        super().__init__(run, events)
+                 events: EventLog | None = None,
+                 out: str | None = None):
+        super().__init__(run, events, out)
         self.input_path, self.conf, self.partitions = input_path, conf, partitions
 
     def fingerprint(self) -> str:
         return config_hash({"config": config_hash(self.conf), "input": folder_fingerprint(self.input_path),
                             "partitions": self.partitions})
+
+    def input_paths(self) -> list[str]:
+        return [self.input_path]
 
     def work(self, spark) -> dict:
         return scrub_documents(spark, self.input_path, self.out_uri, self.conf, self.partitions)
@@ -68,19 +73,24 @@ class PiiStep(Step):
 def run_pii(spark: SparkSession, input_path: str, out: str, conf: PiiConf, partitions: int | None = None,
             events: EventLog | None = None) -> dict:
     """`corpus pii` writing RUN/pii (`out`); its run folder RUN is the parent of `out`."""
-    return PiiStep(run_root_of(out), input_path, conf, partitions, events).execute(spark)
+    return PiiStep(run_root_of(out), input_path, conf, partitions, events, out=out).execute(spark)
 
 
 def scrub_documents(spark: SparkSession, input_path: str, out: str, conf: PiiConf, partitions: int | None) -> dict:
     """Presidio over the documents under `input_path` into OUT/docs; returns the stats."""
-    docs = spark.read.parquet(input_path)
+    docs = read_parquet(spark, input_path)
     schema = T.StructType([*docs.schema.fields, T.StructField("pii_count", T.IntegerType()),
                            T.StructField("pii_types", T.StringType())])
     conf_json = conf.model_dump_json()
     scrubbed = docs.mapInArrow(lambda it: scrub_batches(it, conf_json), schema).localCheckpoint(eager=True)
-    too_dense = scrubbed.where(F.col("pii_count") < 0).count()
-    scrubbed = scrubbed.where(F.col("pii_count") >= 0)
+    dense = scrubbed.where(F.col("pii_count") < 0)
+    too_dense = dense.count()
+    # Dropped documents are listed like every other drop: RUN/pii/removed (stage pii, reason too_dense).
+    keep_cols = [c for c in ("id", "url", "file_path") if c in docs.columns]
+    removed = dense.select(*keep_cols, F.lit("pii").alias("stage"), F.lit("too_dense").alias("reason"))
     parts = partitions or conf.output_partitions
+    write_partitions(removed.repartition(parts, "id").sortWithinPartitions(*keep_cols), out, "removed")
+    scrubbed = scrubbed.where(F.col("pii_count") >= 0)
     write_partitions(scrubbed.drop("pii_types").repartition(parts, "id").sortWithinPartitions("id"), out, "docs")
     per_entity: Counter[str] = Counter()
     for row in scrubbed.groupBy("pii_types").agg(F.count("*").alias("n")).collect():

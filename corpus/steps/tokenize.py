@@ -26,15 +26,17 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from corpus.config import SourceConf, TokenizeConf
+from corpus.io.remote import open_input
 from corpus.io.rundir import RunDir
+from corpus.spark.files import ship_file
+from corpus.spark.reader import read_parquet
 from corpus.steps.base import Step, config_hash, folder_fingerprint, run_root_of
 from corpus.steps.events import EventLog
 from corpus.tokenize.mixture import realized_shares, sampling_factors
-from corpus.tokenize.shards import encode_shard, manifest_base, sha256_file, shard_format
+from corpus.tokenize.shards import encode_shard, manifest_base, shard_format
 from corpus.tokenize.tokenizer import BOS_ID, train_tokenizer, worker_tokenizer
 
 HASH_SPACE = 1 << 62
-_SHIPPED: set[str] = set()
 
 
 def _unit_hash(*cols) -> F.Column:
@@ -43,7 +45,7 @@ def _unit_hash(*cols) -> F.Column:
 
 
 def load_sources(spark: SparkSession, sources: list[SourceConf]) -> DataFrame:
-    frames = [spark.read.parquet(s.path).select("id", "text").withColumn("source", F.lit(s.name)) for s in sources]
+    frames = [read_parquet(spark, s.path).select("id", "text").withColumn("source", F.lit(s.name)) for s in sources]
     df = frames[0]
     for frame in frames[1:]:
         df = df.unionByName(frame)
@@ -133,14 +135,18 @@ class TokenizeStep(Step):
 
     name, folder = "tokenize", "tokens"
 
-    def __init__(self, run: str, sources: list[SourceConf], conf: TokenizeConf, events: EventLog | None = None):
-        super().__init__(run, events)
+    def __init__(self, run: str, sources: list[SourceConf], conf: TokenizeConf, events: EventLog | None = None,
+                 out: str | None = None):
+        super().__init__(run, events, out)
         self.sources, self.conf = sources, conf
         self.manifest: dict = {}
 
     def fingerprint(self) -> str:
         return config_hash({"config": config_hash(self.conf),
                             "sources": [[s.name, s.weight, folder_fingerprint(s.path)] for s in self.sources]})
+
+    def input_paths(self) -> list[str]:
+        return [s.path for s in self.sources]
 
     def work(self, spark) -> dict:
         self.manifest = tokenize_documents(spark, self.sources, self.out_uri, self.conf)
@@ -151,7 +157,7 @@ class TokenizeStep(Step):
 def run_tokenize(spark: SparkSession, sources: list[SourceConf], out: str, conf: TokenizeConf,
                  events: EventLog | None = None) -> dict:
     """`corpus tokenize` writing RUN/tokens (`out`); returns the splits, sources, shard count and seconds."""
-    step = TokenizeStep(run_root_of(out), sources, conf, events)
+    step = TokenizeStep(run_root_of(out), sources, conf, events, out=out)
     stats = step.execute(spark)
     return {**step.manifest["splits"], "sources": step.manifest["sources"], "wall_seconds": stats["wall_seconds"],
             "shards": stats["shards"]}
@@ -166,21 +172,19 @@ def tokenize_documents(spark: SparkSession, sources: list[SourceConf], out: str,
             run.fs.delete_file(run.path(name))
     docs = load_sources(spark, sources).localCheckpoint(eager=True)
 
-    model_path = Path(run.path("tokenizer.model"))
+    # The tokenizer is trained (or read) on the driver's local disk, then stored in OUT (local or object store)
+    # and shipped to the executors with addFile.
+    model_path = Path(tempfile.mkdtemp(prefix="corpus-tokenizer-")) / "tokenizer.model"
     if conf.tokenizer:
-        model_path.write_bytes(Path(conf.tokenizer).read_bytes())
+        with open_input(conf.tokenizer) as f:
+            model_path.write_bytes(f.read())
     else:
         trained = _train(spark, docs, conf, model_path)
         trained.with_suffix(".vocab").unlink(missing_ok=True)
+    run.write_bytes_atomic(model_path.read_bytes(), "tokenizer.model")
     sp = worker_tokenizer(str(model_path))
     vocab_size = sp.vocab_size()
-    # addFile names must be unique per SparkContext with fixed contents: ship a content-addressed copy.
-    model_name = f"tokenizer-{sha256_file(model_path)[:16]}.model"
-    shipped = Path(tempfile.mkdtemp(prefix="corpus-tokenizer-")) / model_name
-    shipped.write_bytes(model_path.read_bytes())
-    if model_name not in _SHIPPED:
-        spark.sparkContext.addFile(str(shipped))
-        _SHIPPED.add(model_name)
+    model_name = ship_file(spark, model_path.read_bytes(), ".model")
 
     weight_sum = sum(s.weight for s in sources)
     if len(sources) == 1:  # nothing to mix: every document once, and no counting pass

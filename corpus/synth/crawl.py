@@ -515,7 +515,8 @@ def _derive(seed: int, *parts: object) -> int:
 
 
 def _record_id(seed: int, *parts: object) -> str:
-    digest = hashlib.sha1(repr(("corpus.synth.crawl", seed, *parts)).encode()).digest()
+    # The salt names the module as it was before the synth/ package: kept, so crawls stay byte-identical.
+    digest = hashlib.sha1(repr(("corpus.synth", seed, *parts)).encode()).digest()
     return f"<urn:uuid:{uuid.UUID(bytes=digest[:16], version=5)}>"
 
 
@@ -546,7 +547,7 @@ class _Crawl:
         for i, writer in enumerate(self.writers):
             rid = _record_id(seed, mode, files, "warcinfo", i)
             self.warcinfo_ids.append(rid)
-            info = (f"software: corpus.synth.crawl\r\nformat: WARC File Format 1.1\r\n"
+            info = (f"software: corpus.synth\r\nformat: WARC File Format 1.1\r\n"
                     f"conformsTo: https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/"
                     f"\r\nisPartOf: synthetic-crawl-{mode}-seed{seed}\r\noperator: corpus test fixtures\r\n"
                     f"description: deterministic labelled synthetic crawl, file {i + 1} of {files}\r\n"

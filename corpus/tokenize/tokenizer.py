@@ -7,8 +7,10 @@ extra-whitespace removal, no dummy prefix, byte fallback for characters outside 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import sentencepiece as spm
@@ -37,12 +39,26 @@ def train_tokenizer(text_file: str | Path, model_prefix: str | Path, vocab_size:
         cwd = os.getcwd()
         os.chdir(scratch)
         try:
-            _train_here(vocab_size, character_coverage)
+            try:
+                _train_here(vocab_size, character_coverage)
+            except RuntimeError as e:  # a small sample cannot fill a large vocabulary: cap it, as documented
+                cap = max_vocab_size(str(e))
+                if cap is None:
+                    raise TokenizerError(f"sentencepiece could not train a {vocab_size}-token model: {e}") from e
+                warnings.warn(f"the tokenizer sample supports at most {cap} tokens: vocab_size {vocab_size} capped "
+                              f"to {cap} (more text, or a smaller tokenize.vocab_size, avoids this)", stacklevel=2)
+                _train_here(cap, character_coverage)
         finally:
             os.chdir(cwd)
         for suffix in (".model", ".vocab"):
             shutil.copyfile(Path(scratch) / f"tokenizer{suffix}", f"{model_prefix}{suffix}")
     return Path(f"{model_prefix}.model")
+
+
+def max_vocab_size(message: str) -> int | None:
+    """The largest vocabulary sentencepiece says the sample supports, from its "Vocabulary size too high" error."""
+    m = re.search(r"Vocabulary size too high \(\d+\)\. Please set it to a value <= (\d+)", message)
+    return int(m.group(1)) if m else None
 
 
 def _train_here(vocab_size: int, character_coverage: float) -> None:
