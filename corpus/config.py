@@ -179,16 +179,32 @@ PiiEntity = Literal["EMAIL_ADDRESS", "IP_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD"
 
 
 class PiiConf(_Strict):
+    # corpus: `entities` with our recognizers and keep-rules; fineweb: FineWeb's policy (e-mails, public IPs only,
+    # every e-mail replaced, also at example domains), overriding entities/keep_* (see `effective`).
+    policy: Literal["corpus", "fineweb"] = "corpus"
     entities: list[PiiEntity] = ["EMAIL_ADDRESS", "IP_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN"]
+    # corpus: our recognizers (corpus/pii/recognizers.py); presidio: Presidio's default ones, on whole documents
+    # (no gate), the reference our figures are compared to.
+    recognizers: Literal["corpus", "presidio"] = "corpus"
+    # phonenumbers Leniency: 0 possible, 1 valid, 2 valid + strict grouping (measured best, docs/pii.md), 3 exact
+    phone_leniency: int = Field(2, ge=0, le=3)
+    phone_context_leniency: int | None = Field(0, ge=0, le=3)  # after a phone context word; null = off
     spacy_model: str | None = None
     replacement: Literal["fixed", "tag", "hash"] = "fixed"
     score_threshold: float = Field(0.0, ge=0.0, le=1.0)
     keep_private_ips: bool = True
     keep_example_emails: bool = True
     gate: bool = True
-    context_chars: int = Field(100, ge=20, le=10_000)
+    context_chars: int = Field(100, ge=64, le=10_000)  # >= the recognizers' context look-back + a margin
     max_candidate_chars: int = Field(100_000, gt=0)
     output_partitions: int = Field(8, ge=1)  # Parquet files in RUN/pii/docs (raise for a full dump)
+
+    def effective(self) -> PiiConf:
+        """This config with its policy preset applied."""
+        if self.policy == "fineweb":
+            return self.model_copy(update={"entities": ["EMAIL_ADDRESS", "IP_ADDRESS"], "keep_private_ips": True,
+                                           "keep_example_emails": False})
+        return self
 
 
 class PipelineConf(_Strict):

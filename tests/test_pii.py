@@ -1,4 +1,5 @@
-"""PII with real Presidio: the gate finds exactly what Presidio finds on whole documents; replacement policy."""
+"""PII with real Presidio: our recognizers find what Presidio's defaults miss (recall asserted on a seeded labelled
+set), the gate finds exactly what they find on whole documents, the phone pre-filter is exact; policies."""
 
 from __future__ import annotations
 
@@ -12,8 +13,14 @@ import pytest
 from conftest import shared_data
 
 from corpus.config import PiiConf
+from corpus.pii.recognizers import DEFAULT_REGIONS, LANGUAGE_REGIONS, regions_for
 from corpus.pii.scrubber import FAKE_EMAIL, FAKE_IPS, PiiScrubber
-from corpus.synth.pii_eval import evaluate
+from corpus.synth.pii_eval import evaluate, generate_records
+
+ENTITIES = ["EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "US_SSN", "PHONE_NUMBER"]
+# Targets of issue 17 on our generated set (recall = share of gold values gone from the scrubbed text).
+RECALL_TARGETS = {"EMAIL_ADDRESS": 0.99, "CREDIT_CARD": 0.99, "IBAN_CODE": 0.97, "IP_ADDRESS": 0.97, "US_SSN": 0.95,
+                  "PHONE_NUMBER": 0.90}
 
 
 @pytest.fixture(scope="module")
@@ -48,17 +55,87 @@ def _planted(texts, seed=0):
     return out
 
 
-def test_gate_finds_exactly_what_presidio_finds(scrubber):
-    texts = _web_texts() + [r["full_text"] for r in _pii_records()] + _planted(_web_texts())
-    texts += ["", "   ", "1234", "x@y", "::", "a" * 5000, "12 34 56 78 90 " * 200,
-              "Тел. +7 495 123-45-67, почта ivan@yandex.ru",
-              "电话 138 0013 8000 邮箱 li@qq.com", "IP 192.168.0.1:8080 and fe80::1%eth0"]
+def _aeb_texts():
+    truth = json.loads(shared_data("html", "aeb", "ground-truth.json").read_text())
+    return [(item.get("articleBody") or "", item.get("url")) for _, item in sorted(truth.items())]
+
+
+def _multilingual_docs():
+    """Real sentences in seven languages (Latin, Cyrillic, CJK), in chunks, some with PII planted in them."""
+    rnd = random.Random(3)
+    values = ["+7 495 123-45-67", "03-1234-5678", "010-1234-5678", "+86 138 0013 8000", "ivan@yandex.ru",
+              "gb82 west 1234 5698 7654 32", "4111 1111 1111 1111", "2001:4860::8888", "8.8.8.8",
+              "０３－１２３４－５６７８", "+49 (0)30 1234567", "536-90-4399", "電話 090-1234-5678",
+              "тел. 8 (495) 123-45-67"]
+    docs = []
+    for lang in ("de", "en", "es", "fr", "ja", "ru", "zh"):
+        lines = shared_data("multilingual", f"{lang}.txt").read_text().splitlines()
+        for i in range(0, len(lines), 40):
+            chunk = list("\n".join(lines[i : i + 40]))
+            if i % 80 == 0:
+                for value in rnd.sample(values, 4):
+                    chunk.insert(rnd.randrange(len(chunk) + 1), f" {value} ")
+            docs.append(("".join(chunk), lang))
+    return docs
+
+
+def test_gate_finds_exactly_what_our_recognizers_find_on_whole_documents(scrubber):
+    """Gated findings == our recognizers on whole documents (Presidio's full path, tokens included), with each
+    document's own phone regions and with the default ones: real pages, labelled sets, non-Latin scripts."""
+    docs = [(t, "en", None) for t in _web_texts() + _planted(_web_texts())]
+    docs += [(t, None, url) for t, url in _aeb_texts()]
+    docs += [(r["full_text"], r["language"], r["url"]) for r in generate_records(300, seed=11)]
+    docs += [(r["full_text"], None, None) for r in _pii_records()]
+    docs += [(t, lang, None) for t, lang in _multilingual_docs()]
+    edge = ["", "   ", "1234", "x@y", "::", "a" * 5000, "12 34 56 78 90 " * 200,
+            "Тел. +7 495 123-45-67, почта ivan@yandex.ru", "电话 138 0013 8000 邮箱 li@qq.com",
+            "IP 192.168.0.1:8080 and fe80::1%eth0", "tel 030 1234567 ext. 12 / 0171 1234567"]
+    # Windows longer than a chunk (4,000 characters): chunks must not cut a token or a digit run.
+    rnd = random.Random(4)
+    edge += [" ".join(".".join(str(rnd.randint(0, 255)) for _ in range(4)) for _ in range(600)),
+             "Phones: " + ", ".join(f"(212) 555-{rnd.randint(1000, 9999)}" for _ in range(300)),
+             "tel " + " ".join(str(rnd.randint(0, 99999)) for _ in range(1500))]
+    docs += [(t, None, None) for t in edge]
     total = 0
-    for text in texts:
-        full = scrubber.find_all(text)
-        assert scrubber.find(text) == full, text[:120]
-        total += len(full)
-    assert total > 100  # the comparison covers many real findings
+    for text, language, url in docs:
+        for regions in {regions_for(language, url), DEFAULT_REGIONS}:
+            full = scrubber.find_all(text, regions)
+            assert scrubber.find(text, regions) == full, (regions, text[:120])
+            total += len(full)
+    assert total > 1000  # the comparison covers many real findings
+
+
+def test_phone_prefilter_is_exact():
+    """Skipping phonenumbers candidates with too few digits for a region (and, for context matches, without a
+    context word near) never changes the matcher's matches."""
+    import phonenumbers
+
+    from corpus.pii.recognizers import PHONE_CONTEXT, _PlausibleMatcher, _plus_min, min_digits
+
+    texts = [t for t in _web_texts()] + [t for t, _ in _aeb_texts()][:60] + [t for t, _ in _multilingual_docs()][::3]
+    texts += [r["full_text"] for r in generate_records(200, seed=12)]
+    # Local numbers that a region's prefix transform lengthens (Antigua "268", Guernsey "1481", San Marino…).
+    texts += ["call 4601234 or 256789, tel. 2123456 or 106609 or 91621234, 0549 886377, 011 15 2345-6789"] * 5
+    regions = sorted({r for rs in LANGUAGE_REGIONS.values() for r in rs} | set(DEFAULT_REGIONS)
+                     | {"AG", "GG", "SM", "MG", "NF", "CC", "JP"})
+    compared = 0
+    for i, text in enumerate(texts):
+        for region in regions[i % 5 :: 5]:  # every region, on a fifth of the texts each
+            for leniency in (0, 1, 2):
+                plain = [(m.start, m.end) for m in phonenumbers.PhoneNumberMatcher(text, region, leniency=leniency)]
+                possible = leniency == 0
+                fast = [(m.start, m.end) for m in _PlausibleMatcher(
+                    text, region, leniency, min_digits(region, possible), _plus_min(possible))]
+                if possible:  # our context matches need 7+ digits; the bound then covers exactly those
+                    plain = [(s, e) for s, e in plain if sum(c.isdigit() for c in text[s:e]) >= 7]
+                    fast = [(s, e) for s, e in fast if sum(c.isdigit() for c in text[s:e]) >= 7]
+                    with_context = [(m.start, m.end) for m in _PlausibleMatcher(
+                        text, region, leniency, min_digits(region, True), _plus_min(True), need_context=True)]
+                    near = [(s, e) for s, e in plain if PHONE_CONTEXT.search(text, max(0, s - 48), e + 48)]
+                    assert set(near) <= set(with_context), (region, text[:100])
+                assert fast == plain, (region, leniency, text[:100])
+                compared += len(plain)
+    assert compared > 500
 
 
 def test_replacement_policy_fixed(scrubber):
@@ -82,8 +159,96 @@ def test_tag_and_hash_policies():
 def test_precision_recall_on_presidio_research_data(scrubber):
     entities = ["EMAIL_ADDRESS", "IP_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN"]
     scores = evaluate(scrubber, _pii_records(), entities)
-    assert scores["CREDIT_CARD"]["recall"] >= 0.9 and scores["EMAIL_ADDRESS"]["recall"] == 1.0
+    assert scores["CREDIT_CARD"]["recall"] >= 0.99 and scores["EMAIL_ADDRESS"]["recall"] == 1.0
+    assert scores["PHONE_NUMBER"]["recall"] >= 0.9  # Presidio's defaults: 0.5
+    assert all(s["precision"] is None or s["precision"] >= 0.9 for s in scores.values()), scores
     assert sum(s["tp"] for s in scores.values()) >= 20
+
+
+@pytest.fixture(scope="module")
+def generated():
+    return generate_records(1200, seed=0)
+
+
+def test_generated_set_is_deterministic(generated):
+    assert generate_records(50, seed=0) == generated[:50]
+    assert generate_records(30, seed=5) == generate_records(30, seed=5)
+    assert generate_records(30, seed=5) != generate_records(30, seed=6)
+    kinds = {s["entity_type"] for r in generated for s in r["spans"]}
+    assert kinds == set(ENTITIES) and len({r["locale"] for r in generated}) >= 10
+
+
+def test_recall_and_precision_targets_on_generated_set(scrubber, generated):
+    """Issue 17's targets on our seeded labelled set, and never below Presidio's defaults on any type."""
+    ours = evaluate(scrubber, generated, ENTITIES)
+    presidio = evaluate(PiiScrubber(PiiConf(recognizers="presidio")), generated, ENTITIES)
+    for entity, target in RECALL_TARGETS.items():
+        assert ours[entity]["gold"] >= 150, ours[entity]
+        assert ours[entity]["recall"] >= target, (entity, ours[entity])
+        assert ours[entity]["precision"] >= 0.95, (entity, ours[entity])
+        assert ours[entity]["recall"] >= presidio[entity]["recall"], (entity, ours[entity], presidio[entity])
+    # Where Presidio's defaults lose most: cards in groupings, IBANs in lower case or before a word, phones.
+    for entity in ("CREDIT_CARD", "IBAN_CODE", "PHONE_NUMBER"):
+        assert ours[entity]["recall"] > presidio[entity]["recall"] + 0.05, (entity, ours[entity], presidio[entity])
+
+
+def test_iban_forms_presidio_loses():
+    """The IBAN loss of issue 17: lower case (the gate was case-sensitive while Presidio is not) and IBANs whose
+    length is a multiple of four followed by a word (Presidio's greedy groups swallow the word)."""
+    ours, presidio = PiiScrubber(PiiConf()), PiiScrubber(PiiConf(recognizers="presidio"))
+    for value in ["gb82 west 1234 5698 7654 32", "de89370400440532013000", "BE68539007547034",
+                  "NL91 ABNA 0417 1643 00", "fr14 2004 1010 0505 0001 3m02 606"]:
+        text = f"Please send the money to account {value} before Friday."
+        assert value not in ours.scrub(text)[0], value
+    assert "BE68539007547034" in presidio.scrub("Pay to BE68539007547034 before Friday.")[0]
+    for bad in ["GB83 WEST 1234 5698 7654 32", "DE89 3704 0044 0532 0130 0", "XX89370400440532013000"]:
+        assert ours.scrub(f"account {bad} ok")[0] == f"account {bad} ok"  # checksum, length, country
+
+
+def test_cards_ips_and_context():
+    ours = PiiScrubber(PiiConf())
+    for value in ["4111 1111 1111 1111", "4111-1111-1111-1111", "4111.1111.1111.1111", "3782 822463 10005",
+                  "5555555555554444", "4012 8888 8888 1881", "2223 0031 2200 3222"]:
+        assert value not in ours.scrub(f"paid with {value} today")[0], value
+    for not_card in ["4111 1111 1111 1112", "1234 5678 9012 3456", "978-3-16-148410-0"]:
+        assert not any(f.entity_type == "CREDIT_CARD" for f in ours.find(f"number {not_card} here")), not_card
+    for value in ["8.8.8.8", "2001:4860:4860::8888", "::ffff:8.8.4.4", "64:ff9b::808:808", "2606:4700:4700::1111"]:
+        assert value not in ours.scrub(f"from {value} at night")[0], value
+    assert not any(f.entity_type == "IP_ADDRESS" for f in ours.find("Appelez le +33.6.12.30.38.70 demain"))
+    # Context words: a bare 9-digit number is an SSN only next to an SSN word; a merely possible phone number
+    # counts only next to a phone word.
+    assert {f.entity_type for f in ours.find("SSN: 536904399")} >= {"US_SSN"}
+    assert not any(f.entity_type == "US_SSN" for f in ours.find("order 536904399 shipped"))
+    assert not ours.find("Hardcover, $53.00 (ISBN 0375403744).", ("US", "GB", "AU", "IN"))  # a real false positive
+    assert ours.find("Please call me at (96) 627-277 tonight")
+    assert not ours.find("The box weighs (96) 627-277 units")
+
+
+def test_regions_from_language_and_tld():
+    assert regions_for("de", "https://shop.example.at/x") == ("AT", "CH", "DE")
+    assert regions_for("en", "http://www.bbc.co.uk/news") == tuple(sorted(set(LANGUAGE_REGIONS["en"]) | {"GB"}))
+    assert regions_for(None, "https://example.nz") == ("NZ",)
+    assert regions_for(None, None) == DEFAULT_REGIONS == regions_for("xx", "https://example.com")
+    ours = PiiScrubber(PiiConf())
+    text = "Rufen Sie an: 030 12345678 oder schreiben Sie."
+    assert "030 12345678" not in ours.scrub(text, "de", "https://example.de")[0]
+
+
+def test_fineweb_policy_preset():
+    """FineWeb's own policy: e-mails (all of them) and public IPs only, deterministic replacements."""
+    conf = PiiConf(policy="fineweb")
+    assert conf.effective().entities == ["EMAIL_ADDRESS", "IP_ADDRESS"]
+    fineweb = PiiScrubber(conf)
+    text = ("Mail bob@corp.io or test@example.com, hosts 10.0.0.1 and 8.8.8.8 and 2001:4860::8888; "
+            "call +1 415-555-0199, card 4111-1111-1111-1111, IBAN DE89370400440532013000.")
+    new, replaced = fineweb.scrub(text)
+    assert "bob@corp.io" not in new and "test@example.com" not in new and "8.8.8.8" not in new
+    assert "10.0.0.1" in new and "+1 415-555-0199" in new and "4111-1111-1111-1111" in new
+    assert "DE89370400440532013000" in new
+    assert {f.entity_type for f, _ in replaced} == {"EMAIL_ADDRESS", "IP_ADDRESS"}
+    assert fineweb.scrub(text) == (new, replaced) and PiiScrubber(conf).scrub(text) == (new, replaced)
+    corpus_new, _ = PiiScrubber(PiiConf()).scrub(text)
+    assert "test@example.com" in corpus_new and "4111-1111-1111-1111" not in corpus_new
 
 
 def test_bad_input_long_digits_and_scripts(scrubber):

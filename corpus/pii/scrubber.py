@@ -3,15 +3,20 @@
 Presidio's pattern recognizers run with a blank English spaCy pipeline saved to disk (no spaCy model is
 on PyPI); `pii.spacy_model` names a real model (package or path) to enable PERSON and other NER types.
 
-The gate: every supported recognizer needs a tell-tale character pattern — `@` for e-mail, a dotted quad
-or hex-colon group for IPs, a run of 5+ digits (with separators) for phones, cards and SSNs, two letters
-and two digits for IBANs. Presidio runs only on windows of `context_chars` around such candidates (cut at
-whitespace, overlapping windows merged), asked only for the entity types the window can hold. A test
-compares gated findings with Presidio on whole documents.
+Recognizers (`pii.recognizers`): `corpus` (default) is ours from corpus/pii/recognizers.py in Presidio's
+AnalyzerEngine and registry (Presidio's e-mail recognizer, our phone, card, IBAN, SSN and IP recognizers);
+`presidio` is Presidio's defaults on whole documents, the reference of the figures in BENCHMARKS.md.
+
+The gate: every recognizer needs a tell-tale character pattern — `@` for e-mail, two colons or a dotted digit
+run for IPs, a digit run with enough digits for one of the document's phone regions, 12 digits for cards, 9 for
+SSNs, two letters before digits for IBANs (one pass, see _trigger_spans). Presidio runs only on windows of
+`context_chars` around such candidates (cut at whitespace, overlapping windows merged), asked only for the
+entity types the window can hold. Tests compare gated findings with our recognizers on whole documents.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import ipaddress
 import re
@@ -23,21 +28,17 @@ from corpus.config import ConfigError, PiiConf
 from corpus.io.offline_tldextract import make_tldextract_offline
 
 GATED_TYPES = {"EMAIL_ADDRESS", "IP_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN"}
-TRIGGERS: dict[str, re.Pattern] = {
-    # Each trigger is a superset of what the Presidio recognizer's own pattern needs.
-    # E-mail: a local-part character before "@" and a word character after it.
-    "EMAIL_ADDRESS": re.compile(r"[!#$%&'*+\-/=?^_`{|}~\w]@\w"),
-    "IP_ADDRESS": re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:"),
-    # Phone numbers go through the phonenumbers matcher, which accepts short numbers ("16 48" in a DE/FE
-    # format): any run of 4+ digits with separators.
-    "PHONE_NUMBER": re.compile(r"(?:\d[\s().\-+/]{0,3}){3,}\d"),
-    # Cards: 13+ digits with optional single "-"/" " separators (our pattern, see _credit_card_recognizer).
-    "CREDIT_CARD": re.compile(r"\d(?:[- ]?\d){12,}"),
-    # SSN patterns are all 9 digits with at most one separator between groups.
-    "US_SSN": re.compile(r"\d(?:[- .]?\d){8}"),
-    # IBAN: case-sensitive country code, check digits and at least two groups of four.
-    "IBAN_CODE": re.compile(r"[A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]{4}){2}"),
-}
+# Triggers (each a superset of what our recognizer for the type needs, docs/pii.md):
+# - e-mail: "@" with a local-part character before it and a word character after it;
+# - one pass over digit runs (digits joined by up to 4 non-word characters, "x" or "ー": every separator the
+#   phonenumbers matcher and our card, SSN and IPv4 patterns accept) classifies each run: phone when it has
+#   enough digits for one of the document's regions, card from 12 digits, SSN from 9, IPv4 when dotted, IBAN
+#   when two letters come right before it;
+# - IPv6: two colons at most four hex digits apart (every IPv6 form has them).
+DIGIT_RUN = re.compile(r"\d(?:[\W_xX\u30fc]{0,4}\d)*")
+IPV6_TRIGGER = re.compile(r":[0-9A-Fa-f]{0,4}:")
+EMAIL_LOCAL_CHARS = set("!#$%&'*+-/=?^_`{|}~")
+PLUS_LEAD = 10  # the matcher's lead ("(", "[", "+" with punctuation) is at most this long
 MAX_WINDOW_CHARS = 4000
 # FineWeb replaces e-mails with this and IPs with addresses from documentation/benchmark ranges.
 FAKE_EMAIL = "email@example.com"
@@ -104,40 +105,64 @@ def _blank_pipeline_path() -> str:
     return _BLANK_PIPELINE[0]
 
 
-def build_analyzer(spacy_model: str | None):
+def build_analyzer(spacy_model: str | None, recognizers: str = "corpus", phone_leniency: int = 1,
+                   phone_context_leniency: int | None = 0):
+    """Presidio's AnalyzerEngine; with `recognizers="corpus"` ours replace Presidio's for the same types."""
     from presidio_analyzer import AnalyzerEngine
     from presidio_analyzer.nlp_engine import NlpEngineProvider
+
+    from corpus.pii.recognizers import REPLACED_PRESIDIO, corpus_recognizers
 
     make_tldextract_offline()  # Presidio's e-mail recognizer calls tldextract
     model = _spacy_model(spacy_model)
     provider = NlpEngineProvider(nlp_configuration={
         "nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": model}]})
     analyzer = AnalyzerEngine(nlp_engine=provider.create_engine(), supported_languages=["en"])
-    analyzer.registry.remove_recognizer("CreditCardRecognizer")
-    analyzer.registry.add_recognizer(_credit_card_recognizer())
+    if recognizers == "corpus":
+        for name in REPLACED_PRESIDIO:
+            analyzer.registry.remove_recognizer(name)
+        for recognizer in corpus_recognizers(phone_leniency, phone_context_leniency):
+            analyzer.registry.add_recognizer(recognizer)
     return analyzer
 
 
-def _credit_card_recognizer():
-    """Presidio's credit-card recognizer (same Luhn check, context and score) with Mastercard's 2221-2720
-    range added: Presidio's pattern misses those valid cards (found by the planted-PII test)."""
-    from presidio_analyzer import Pattern
-    from presidio_analyzer.predefined_recognizers import CreditCardRecognizer
+def _trigger_spans(text: str, entities: list[str], phone_min: tuple[int, int]) -> list[tuple[int, int, str]]:
+    want = set(entities)
+    spans: list[tuple[int, int, str]] = [(0, len(text), e) for e in entities if e not in GATED_TYPES]
+    if "EMAIL_ADDRESS" in want:
+        i = text.find("@")
+        while i != -1:
+            if 0 < i < len(text) - 1 and (text[i - 1].isalnum() or text[i - 1] in EMAIL_LOCAL_CHARS) \
+                    and (text[i + 1].isalnum() or text[i + 1] == "_"):
+                spans.append((i - 1, i + 2, "EMAIL_ADDRESS"))
+            i = text.find("@", i + 1)
+    if "IP_ADDRESS" in want:
+        spans += [(m.start(), m.end(), "IP_ADDRESS") for m in IPV6_TRIGGER.finditer(text)]
+    if want & {"IP_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN"}:
+        national_min, plus_min = phone_min
+        for m in DIGIT_RUN.finditer(text):
+            s, e = m.span()
+            run = m.group()
+            digits = sum(c.isdigit() for c in run)
+            if "PHONE_NUMBER" in want:
+                # Whether the matcher's candidate can hold a "+": in its lead or (never) inside.
+                lead = text[max(0, s - PLUS_LEAD) : e]
+                if digits >= (min(national_min, plus_min) if "+" in lead or "\uff0b" in lead else national_min):
+                    spans.append((s, e, "PHONE_NUMBER"))
+            if digits >= 12 and "CREDIT_CARD" in want:
+                spans.append((s, e, "CREDIT_CARD"))
+            if digits >= 9 and "US_SSN" in want:
+                spans.append((s, e, "US_SSN"))
+            if digits >= 4 and "." in run and "IP_ADDRESS" in want:
+                spans.append((s, e, "IP_ADDRESS"))
+            if s >= 2 and text[s - 2].isalpha() and text[s - 1].isalpha() and "IBAN_CODE" in want:
+                spans.append((s - 2, e, "IBAN_CODE"))
+    return spans
 
-    pattern = (r"\b(?!1\d{12}(?!\d))((4\d{3})|(5[0-5]\d{2})|(2[2-7]\d{2})|(6\d{3})|(1\d{3})|(3\d{3}))"
-               r"[- ]?(\d{3,4})[- ]?(\d{3,4})[- ]?(\d{3,5})\b")
-    return CreditCardRecognizer(patterns=[Pattern("All Credit Cards (weak, incl. Mastercard 2-series)", pattern, 0.3)])
 
-
-def _windows(text: str, entities: list[str], margin: int) -> list[tuple[int, int, frozenset[str]]]:
-    spans: list[tuple[int, int, str]] = []
-    for entity in entities:
-        trigger = TRIGGERS.get(entity)
-        if trigger is None:  # no gate known for this type (e.g. PERSON): the whole text
-            spans.append((0, len(text), entity))
-            continue
-        for m in trigger.finditer(text):
-            spans.append((m.start(), m.end(), entity))
+def _windows(text: str, entities: list[str], margin: int,
+             phone_min: tuple[int, int] = (1, 1)) -> list[tuple[int, int, frozenset[str]]]:
+    spans = _trigger_spans(text, entities, phone_min)
     if not spans:
         return []
     spans.sort()
@@ -169,9 +194,17 @@ def _widen(text: str, start: int, end: int) -> tuple[int, int]:
 
 class PiiScrubber:
     def __init__(self, conf: PiiConf):
+        conf = conf.effective()
         self.conf = conf
-        self.analyzer = build_analyzer(conf.spacy_model)
+        self.analyzer = build_analyzer(conf.spacy_model, conf.recognizers, conf.phone_leniency,
+                                       conf.phone_context_leniency)
         self.entities = list(conf.entities)
+        self.gated = conf.gate and conf.recognizers == "corpus"  # Presidio's defaults are the whole-text reference
+        self.phone = next((r for r in self.analyzer.registry.recognizers if r.name == "RegionalPhoneRecognizer"),
+                          None)
+        # Leniencies the phone recognizer uses: the gate must fire for the most permissive digit minimum of each.
+        self._phone_passes = {conf.phone_leniency == 0} | (
+            {conf.phone_context_leniency == 0} if conf.phone_context_leniency is not None else set())
         self.cheap_artifacts = None
         if conf.spacy_model is None:
             # A blank pipeline has no lemmas, so Presidio's context enhancement can never fire and the
@@ -183,33 +216,75 @@ class PiiScrubber:
             self.cheap_artifacts = NlpArtifacts(entities=[], tokens=empty, tokens_indices=[], lemmas=[],
                                                 nlp_engine=engine, language="en")
 
-    def find_all(self, text: str) -> list[Finding]:
-        """Presidio on the whole text: the reference the gate is tested against."""
+    def _set_regions(self, regions: tuple[str, ...] | None) -> tuple[int, int]:
+        """Point the phone recognizer at the document's regions; returns the gate's phone digit minimum."""
+        from corpus.pii.recognizers import DEFAULT_REGIONS
+
+        regions = tuple(regions or DEFAULT_REGIONS)
+        if self.phone is not None:
+            self.phone.regions = regions
+        return self._phone_min(regions)
+
+    def _phone_min(self, regions: tuple[str, ...]) -> tuple[int, int]:
+        from corpus.pii.recognizers import phone_trigger_min
+
+        mins = [phone_trigger_min(regions, possible) for possible in self._phone_passes]
+        return min(m[0] for m in mins), min(m[1] for m in mins)
+
+    def find_all(self, text: str, regions: tuple[str, ...] | None = None) -> list[Finding]:
+        """The recognizers on the whole text (Presidio's full path, tokens included): the gate's reference."""
+        self._set_regions(regions)
         return self._analyze(text, self.entities, 0, reference=True)
 
-    def find(self, text: str) -> list[Finding]:
-        if not self.conf.gate:
-            return self.find_all(text)
+    def find(self, text: str, regions: tuple[str, ...] | None = None) -> list[Finding]:
+        if not self.gated:
+            return self.find_all(text, regions)
+        phone_min = self._set_regions(regions)
         found: list[Finding] = []
-        for start, end, types in _windows(text, self.entities, self.conf.context_chars):
+        for start, end, types in _windows(text, self.entities, self.conf.context_chars, phone_min):
             for lo, hi in self._chunks(text, start, end):
                 found += self._analyze(text[lo:hi], sorted(types), lo)
         return sorted(set(found))
 
     def _chunks(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
         """Bound the work per call: long windows are cut into overlapping chunks (some Presidio patterns are
-        super-linear on long runs such as "a@a@a@…"). Spans shorter than the overlap are found whole."""
+        super-linear on long runs such as "a@a@a@…"). Chunks begin and end at whitespace outside digit runs, so
+        no token and no phone candidate is cut (a cut run would be segmented differently); spans shorter than
+        the overlap are found whole. A digit run longer than a chunk stays in one piece."""
         size, overlap = MAX_WINDOW_CHARS, 2 * self.conf.context_chars + 200
         if end - start <= size:
             return [(start, end)]
+        runs = [m.span() for m in DIGIT_RUN.finditer(text, start, end)]
+        run_starts = [r[0] for r in runs]
+
+        def safe(p: int) -> bool:  # a cut at p: whitespace before it, inside no digit run
+            if p <= start or p >= end:
+                return True
+            i = bisect.bisect_right(run_starts, p) - 1
+            return text[p - 1].isspace() and (i < 0 or runs[i][1] < p)
+
+        def safe_at_or_before(p: int, floor: int) -> int | None:
+            while p > floor and not safe(p):
+                p -= 1
+            return p if p > floor else None
+
+        def safe_at_or_after(p: int) -> int:
+            while p < end and not safe(p):
+                p += 1
+            return p
+
         chunks, lo = [], start
-        while lo < end:
-            hi = min(end, lo + size)
+        while True:
+            if lo + size >= end:
+                chunks.append((lo, end))
+                return chunks
+            hi = safe_at_or_before(lo + size, lo + overlap + 1) or safe_at_or_after(lo + size)
             chunks.append((lo, hi))
-            if hi == end:
-                break
-            lo = hi - overlap
-        return chunks
+            if hi >= end:
+                return chunks
+            lo = max(safe_at_or_after(hi - overlap), lo + 1)
+            if lo >= hi:  # no safe point in the overlap: continue from the cut itself
+                lo = hi
 
     def _analyze(self, text: str, entities: list[str], offset: int, reference: bool = False) -> list[Finding]:
         if not text.strip():
@@ -248,15 +323,21 @@ class PiiScrubber:
             return FAKE_IPS[int(hashlib.sha256(value.encode()).hexdigest(), 16) % len(FAKE_IPS)]
         return FIXED.get(entity_type, f"<{entity_type}>")
 
-    def too_dense(self, text: str) -> bool:
+    def too_dense(self, text: str, language: str | None = None, url: str | None = None) -> bool:
         """More candidate text than `max_candidate_chars`: tables of numbers and the like, where Presidio's
         cost explodes; such documents are dropped (and counted) rather than kept unscrubbed."""
-        covered = sum(e - s for s, e, _ in _windows(text, self.entities, self.conf.context_chars))
+        from corpus.pii.recognizers import regions_for
+
+        phone_min = self._phone_min(regions_for(language, url))
+        covered = sum(e - s for s, e, _ in _windows(text, self.entities, self.conf.context_chars, phone_min))
         return covered > self.conf.max_candidate_chars
 
-    def scrub(self, text: str) -> tuple[str, list[tuple[Finding, str]]]:
-        """(text with PII replaced, [(finding, original value)])."""
-        findings = self.policy(text, self.find(text))
+    def scrub(self, text: str, language: str | None = None,
+              url: str | None = None) -> tuple[str, list[tuple[Finding, str]]]:
+        """(text with PII replaced, [(finding, original value)]); `language` and `url` pick the phone regions."""
+        from corpus.pii.recognizers import regions_for
+
+        findings = self.policy(text, self.find(text, regions_for(language, url)))
         out, last, replaced = [], 0, []
         for f in findings:
             value = text[f.start : f.end]

@@ -27,13 +27,17 @@ def scrub_batches(batches: Iterator[pa.RecordBatch], conf_json: str) -> Iterator
     scrubber = worker_scrubber(conf_json)
     for batch in batches:
         texts, counts, per_type = [], [], []
-        for text in batch.column("text").to_pylist():
-            if scrubber.too_dense(text or ""):
+        n = batch.num_rows
+        # Phone regions come from each document's language and URL (TLD) where the input has them.
+        languages = batch.column("language").to_pylist() if "language" in batch.schema.names else [None] * n
+        urls = batch.column("url").to_pylist() if "url" in batch.schema.names else [None] * n
+        for text, language, url in zip(batch.column("text").to_pylist(), languages, urls):
+            if scrubber.too_dense(text or "", language, url):
                 texts.append(None)  # dropped below, counted in stats
                 counts.append(-1)
                 per_type.append("{}")
                 continue
-            new_text, replaced = scrubber.scrub(text or "")
+            new_text, replaced = scrubber.scrub(text or "", language, url)
             texts.append(new_text)
             counts.append(len(replaced))
             per_type.append(json.dumps(dict(sorted(Counter(f.entity_type for f, _ in replaced).items()))))
