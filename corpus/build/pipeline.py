@@ -16,7 +16,7 @@ from corpus.build.normalize import normalize_text
 from corpus.build.url_filter import UrlFilter
 from corpus.config import PipelineConf
 from corpus.io.readers import Page, Skip, iter_pages
-from corpus.schema import quality_metric_row
+from corpus.schema import TEXT_HEAD_CHARS, quality_metric_row
 
 STAGES = ("read", "extract", "url_filter", "language", "gopher_repetition", "gopher_quality", "c4", "fineweb")
 MAX_ERROR_DETAILS = 20
@@ -103,20 +103,24 @@ class BuildPipeline:
         result.stats = stats.as_dict(len(result.docs))
         return result
 
-    def _drop(self, result, stats, stage, reason, doc_id, url, uri, chars=None, metrics=None, text_bytes=0) -> None:
+    def _drop(self, result, stats, stage, reason, doc_id, url, uri, chars=None, metrics=None, text_bytes=0,
+              text=None, lang=(None, None)) -> None:
         stats.removed[stage][reason] += 1
         if text_bytes:  # the byte funnel: extracted text bytes each stage removes
             stats.bytes[f"text_removed_{stage}"] += text_bytes
         if self.conf.output.write_removed:
             result.removed.append({"id": doc_id, "url": url, "stage": stage, "reason": reason, "file_path": uri,
-                                   "chars": chars, **quality_metric_row(metrics or {})})
+                                   "chars": chars, **quality_metric_row(metrics or {}),
+                                   "text_head": None if text is None else text[:TEXT_HEAD_CHARS],
+                                   "language": lang[0], "language_score": lang[1]})
 
     def _process_page(self, page: Page, stats: _Stats, result: FileResult) -> dict | None:
         def drop(stage, reason, metrics=None):
             chars = None if text is None else len(text)
-            self._drop(result, stats, stage, reason, page.id, page.url, page.file_path, chars, metrics, text_bytes)
+            self._drop(result, stats, stage, reason, page.id, page.url, page.file_path, chars, metrics, text_bytes,
+                       text, lang_score)
 
-        text, text_bytes = None, 0
+        text, text_bytes, lang_score = None, 0, (None, None)
 
         stats.entered["extract"] += 1
         if page.html is not None:
@@ -156,6 +160,7 @@ class BuildPipeline:
         lang, score, keep = self.langid.predict(text)
         stats.seconds["language"] += time.perf_counter() - t0
         stats.languages[lang] += 1
+        lang_score = (lang, score)
         if not keep:
             drop("language", f"not_{'_'.join(self.conf.language.languages)}")
             return None
