@@ -506,3 +506,23 @@ def test_readme_spark_submit_command_runs_as_written(crawl, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     stats = _load(run / "stats" / "build.json")
     assert stats["documents_kept"] == pq.read_table(run / "docs", columns=["id"]).num_rows > 0
+
+
+def test_readme_report_and_diff_commands_run_as_written(build_only_run, strict_run, tmp_path):
+    """`.venv/bin/corpus report runs/r1` and `.venv/bin/corpus diff runs/r1 runs/r2 ...` from the README."""
+    venv = Path(sys.executable).parent.parent
+    if not (venv / "bin" / "corpus").exists():
+        pytest.skip(f"{sys.executable} is not in a venv with the corpus command")
+    report, diff = _readme_lines(".venv/bin/corpus report runs/r1", ".venv/bin/corpus diff runs/r1 runs/r2")
+    (tmp_path / ".venv").symlink_to(venv)
+    (tmp_path / "runs").mkdir()
+    shutil.copytree(build_only_run, tmp_path / "runs" / "r1")
+    shutil.copytree(strict_run, tmp_path / "runs" / "r2")
+    (tmp_path / "runs" / "r1" / "report.html").unlink()
+    env = {"HOME": os.environ.get("HOME", "/tmp"), "PATH": "/usr/local/bin:/usr/bin:/bin",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "LANG": "C.UTF-8"}
+    for line in (report, diff):
+        done = subprocess.run(["bash", "-c", line], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, (line, done.stderr[-3000:])
+    assert (tmp_path / "runs" / "r1" / "report.html").exists()
+    assert _load(tmp_path / "runs" / "r1-vs-r2.json")["by_id"]["kept_in_a_not_b"]["count"] > 0
