@@ -302,6 +302,25 @@ def _print_funnel(stats: dict) -> None:
                   f"files {stats['files']} ({stats['files_skipped_as_done']} already done)")
 
 
+@app.command()
+def diff(
+    run_a: Annotated[str, typer.Argument(help="first run folder (local path or URI)")],
+    run_b: Annotated[str, typer.Argument(help="second run folder (local path or URI)")],
+    out: Annotated[str, typer.Option("--out", "-o", help="HTML file (JSON beside it)")] = "diff.html",
+) -> None:
+    """Compare two runs: funnel, keep rates, tokens, time side by side, and (shared ids) the documents that moved."""
+    from corpus.report.diff import write_diff
+
+    try:
+        d = write_diff(run_a, run_b, out)
+    except FileNotFoundError as e:
+        raise ConfigError(str(e)) from e
+    by = d["by_id"]
+    moved = (f"kept only in A {by['kept_in_a_not_b']['count']:,}, only in B {by['kept_in_b_not_a']['count']:,}"
+             if by["status"] == "ok" else "no shared ids: by distribution only")
+    console.print(f"[green]diff[/] {out} (+ .json)  {moved}")
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=False)

@@ -57,6 +57,10 @@ QUALITY_METRIC_COLUMNS = {
 _MEASURE_FIELDS = [("chars", pa.int64())] + [(name, pa.float64()) for name in QUALITY_METRIC_COLUMNS]
 DOC_SCHEMA = pa.schema([*FINEWEB_COLUMNS, *_MEASURE_FIELDS])
 
+# What a person needs to judge a drop (the report's samples per reason, corpus.report.data): the start of the
+# extracted text, clipped to TEXT_HEAD_CHARS (null when the page was dropped before extraction), and the
+# language-ID result (null before language ID ran), which decides `language` drops against language.threshold.
+TEXT_HEAD_CHARS = 300
 REMOVED_SCHEMA = pa.schema(
     [
         ("id", pa.string()),
@@ -65,6 +69,9 @@ REMOVED_SCHEMA = pa.schema(
         ("reason", pa.string()),
         ("file_path", pa.string()),
         *_MEASURE_FIELDS,
+        ("text_head", pa.string()),
+        ("language", pa.string()),
+        ("language_score", pa.float64()),
     ]
 )
 

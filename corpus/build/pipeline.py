@@ -22,7 +22,7 @@ from corpus.build.url_filter import UrlFilter
 from corpus.config import PipelineConf
 from corpus.io.formats import dump_of
 from corpus.io.readers import FILE_ENDED_EARLY, Page, Skip, iter_pages, short
-from corpus.schema import quality_metric_row
+from corpus.schema import TEXT_HEAD_CHARS, quality_metric_row
 
 STAGES = ("read", "extract", "url_filter", "language", "gopher_repetition", "gopher_quality", "c4", "fineweb")
 MAX_ERROR_DETAILS = 20
@@ -147,13 +147,16 @@ class BuildPipeline:
         stats.seconds["total"] = time.perf_counter() - started
         return stats.as_dict(kept)
 
-    def _drop(self, stats, stage, reason, doc_id, url, uri, chars=None, metrics=None, text_bytes=0) -> None:
+    def _drop(self, stats, stage, reason, doc_id, url, uri, chars=None, metrics=None, text_bytes=0, text=None,
+              lang=(None, None)) -> None:
         stats.removed[stage][reason] += 1
         if text_bytes:  # the byte funnel: extracted text bytes each stage removes
             stats.bytes[f"text_removed_{stage}"] += text_bytes
         if self._emit_removed is not None:
             row = {"id": doc_id, "url": url, "stage": stage, "reason": reason, "file_path": uri, "chars": chars,
-                   **quality_metric_row(metrics or {})}
+                   **quality_metric_row(metrics or {}),
+                   "text_head": None if text is None else text[:TEXT_HEAD_CHARS],
+                   "language": lang[0], "language_score": lang[1]}
             try:
                 self._emit_removed(row)
             except Exception as e:  # the writer failed (disk, network): the task fails, no page is blamed
@@ -162,9 +165,10 @@ class BuildPipeline:
     def _process_page(self, page: Page, stats: _Stats, where: list[str]) -> dict | None:
         def drop(stage, reason, metrics=None):
             chars = None if text is None else len(text)
-            self._drop(stats, stage, reason, page.id, page.url, page.file_path, chars, metrics, text_bytes)
+            self._drop(stats, stage, reason, page.id, page.url, page.file_path, chars, metrics, text_bytes, text,
+                       lang_score)
 
-        text, text_bytes = None, 0
+        text, text_bytes, lang_score = None, 0, (None, None)
 
         stats.entered["extract"] += 1
         if page.html is not None:
@@ -206,6 +210,7 @@ class BuildPipeline:
         lang, score, keep = self.langid.predict(text)
         stats.seconds["language"] += time.perf_counter() - t0
         stats.languages[lang] += 1
+        lang_score = (lang, score)
         if not keep:
             drop("language", f"not_{'_'.join(self.conf.language.languages)}")
             return None

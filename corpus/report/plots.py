@@ -16,7 +16,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 KEPT, REMOVED, ACCENT = "#2b7bba", "#d9534f", "#444444"
-plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False,
+# text.parse_math off: labels are crawl strings (hosts, reasons), and a host like `$\foo$.com` must print as
+# itself, not crash mathtext's parser.
+plt.rcParams.update({"text.parse_math": False, "font.size": 9, "axes.spines.top": False, "axes.spines.right": False,
                      "svg.hashsalt": "corpus-report", "figure.dpi": 90})
 
 
@@ -106,4 +108,38 @@ def tokens(by_split: dict[str, dict[str, int]]) -> str:
         left = [a + b for a, b in zip(left, values, strict=True)]
     ax.set_xlabel("tokens")
     ax.legend(frameon=False, title="source")
+    return _uri(fig)
+
+
+def language_scores(h: dict) -> str:
+    edges = h["edges"]
+    fig, ax = plt.subplots(figsize=(7, 2.8))
+    widths = [b - a for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    bottom = [0] * (len(edges) - 1)
+    for key, color, label in (("kept", KEPT, "kept"), ("removed_later", "#f0ad4e", "removed by a later stage"),
+                              ("removed_language", REMOVED, "removed by language ID")):
+        values = h.get(key)
+        if values is None:
+            continue
+        ax.bar(edges[:-1], values, width=widths, align="edge", bottom=bottom, color=color, label=label)
+        bottom = [a + b for a, b in zip(bottom, values, strict=True)]
+    if h.get("threshold") is not None:
+        ax.axvline(h["threshold"], color=ACCENT, linestyle="--", linewidth=1.2)
+    ax.set_xlabel("language_score of the top language")
+    ax.set_ylabel("documents")
+    ax.legend(frameon=False, fontsize=7, loc="upper left")
+    return _uri(fig)
+
+
+def funnel_pair(stages: list[dict], name_a: str, name_b: str) -> str:
+    """Documents out of each stage in run A and run B, side by side."""
+    labels = [f"{s['step']}:{s['stage']}" for s in stages]
+    fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(stages) + 1))
+    y = list(range(len(stages)))[::-1]
+    ax.barh([v + 0.2 for v in y], [s["out_a"] or 0 for s in stages], height=0.4, color=KEPT, label=f"A: {name_a}")
+    ax.barh([v - 0.2 for v in y], [s["out_b"] or 0 for s in stages], height=0.4, color="#f0ad4e",
+            label=f"B: {name_b}")
+    ax.set_yticks(y, labels)
+    ax.set_xlabel("documents out")
+    ax.legend(loc="lower right", frameon=False)
     return _uri(fig)

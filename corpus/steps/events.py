@@ -50,4 +50,28 @@ def lineage() -> dict:
     from corpus import __version__
 
     return {"corpus_version": __version__, "pyspark": pyspark.__version__, "pyarrow": pyarrow.__version__,
-            "python": platform.python_version(), "argv": sys.argv}
+            "python": platform.python_version(), "argv": sys.argv, "git_commit": git_commit()}
+
+
+def git_commit() -> str | None:
+    """HEAD of the git checkout holding the corpus package (an editable install), or None (a wheel, no git).
+
+    The package's own files must be tracked there: a wheel installed into a venv that sits inside some other
+    repository would otherwise report that repository's commit."""
+    import os
+    import subprocess
+
+    import corpus
+
+    folder = os.path.dirname(os.path.abspath(corpus.__file__))
+    try:
+        tracked = subprocess.run(["git", "-C", folder, "ls-files", "--error-unmatch", "__init__.py"],
+                                 capture_output=True, timeout=5, check=False)
+        if tracked.returncode != 0:
+            return None
+        done = subprocess.run(["git", "-C", folder, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                              check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = done.stdout.strip()
+    return commit if done.returncode == 0 and len(commit) == 40 else None
