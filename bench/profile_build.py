@@ -8,6 +8,7 @@ process before and after building the pipeline (the fixed part of one Python wor
 
     .venv/bin/python bench/profile_build.py --pages 1000                  # AEB pages via --from-html
     .venv/bin/python bench/profile_build.py --warc ../shared/data/warc/crawls/archiveit-example.warc.gz
+    .venv/bin/python bench/profile_build.py --pages 1000 --memory-only   # resident memory of one worker
 """
 
 from __future__ import annotations
@@ -46,6 +47,25 @@ def raw_records(uri: str) -> list[tuple[bytes, str | None]]:
             ctype = rec.http_headers.get_header("Content-Type")
             out.append((rec.content_stream().read(), ctype))
     return out
+
+
+def memory_only(uri: str) -> None:
+    """Resident memory of one worker: before and after building the pipeline, after one file, and the peak."""
+    import sys
+
+    from corpus.build.pipeline import BuildPipeline
+    from corpus.config import load_config
+
+    rss0 = vm("VmRSS")
+    t = time.perf_counter()
+    pipe = BuildPipeline(load_config())
+    load_s, rss1 = time.perf_counter() - t, vm("VmRSS")
+    t = time.perf_counter()
+    result = pipe.process_file(uri)
+    file_s = time.perf_counter() - t
+    print(f"RSS {rss0:.0f} MiB before the pipeline, {rss1:.0f} after building it ({load_s:.1f} s), {vm('VmRSS'):.0f} "
+          f"after the first file ({result.stats['kept']} kept, {file_s:.1f} s); peak {vm('VmHWM'):.0f} MiB; "
+          f"torch imported: {'torch' in sys.modules}, transformers imported: {'transformers' in sys.modules}")
 
 
 def profile_file(uri: str, repeats: int) -> None:
@@ -144,9 +164,11 @@ def main() -> None:
     ap.add_argument("--pages", type=int, default=1000, help="AEB --from-html pages in one WARC file")
     ap.add_argument("--warc", help="profile this WARC file instead")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--memory-only", action="store_true", help="only the worker's resident memory")
     args = ap.parse_args()
+    run = memory_only if args.memory_only else lambda uri: profile_file(uri, args.repeats)
     if args.warc:
-        profile_file(args.warc, args.repeats)
+        run(args.warc)
         return
     from corpus.synth.crawl import write_synthetic_crawl
 
@@ -155,7 +177,7 @@ def main() -> None:
         write_synthetic_crawl(tmp, pages=args.pages, seed=11, files=1, from_html=AEB_HTML)
         (warc,) = sorted(tmp.glob("*.warc.gz"))
         print(f"{args.pages} --from-html AEB pages, {warc.stat().st_size / 1e6:.1f} MB gzipped")
-        profile_file(str(warc), args.repeats)
+        run(str(warc))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
