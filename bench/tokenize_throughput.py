@@ -1,13 +1,16 @@
 """Benchmark encoding throughput on the same documents, in one run:
 
-- `corpus tokenize` with a given tokenizer (Spark local[2]: counting pass + encode + shard writing);
-- plain sentencepiece `encode` in one process (the same model);
+- `corpus tokenize` with a given tokenizer (Spark local[2]: read + shuffle + encode + shard writing), timed
+  twice: the whole command (JVM and session start-up included) and the step alone (RUN/stats/tokenize.json's
+  `wall_seconds`: everything after the session exists), so start-up is reported separately;
+- plain sentencepiece `encode` in one process (the same model), in batches of 1,000 documents;
 - HF `tokenizers` BPE (trained here on the same sample with the same vocabulary size), `encode_batch`
   with its Rust thread pool.
 
 Documents: real article bodies (AEB ground truth), real web documents and Shakespeare, repeated.
 
     .venv/bin/python bench/tokenize_throughput.py --copies 40
+    .venv/bin/python bench/tokenize_throughput.py --copies 200 --no-hf --repeats 2   # ≈ 100 M tokens
 
 (Not named bench/tokenize.py: that would shadow the standard library's `tokenize` for every script in bench/.)
 """
@@ -20,6 +23,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -46,6 +50,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--copies", type=int, default=40)
     ap.add_argument("--vocab-size", type=int, default=32000)
+    ap.add_argument("--no-hf", action="store_true", help="skip the HF tokenizers row")
+    ap.add_argument("--repeats", type=int, default=1, help="runs of ours and of plain sentencepiece (spread)")
+    ap.add_argument("--partitions", type=int, default=2)
     args = ap.parse_args()
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
@@ -53,47 +60,70 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-tok-"))
     base = base_texts()
-    docs = [{"id": f"d{c:04d}-{i:05d}", "text": t} for c in range(args.copies) for i, t in enumerate(base)]
     (tmp / "docs").mkdir()
-    pq.write_table(pa.Table.from_pylist(docs), tmp / "docs" / "part-0.parquet")
+    schema = pa.schema([("id", pa.string()), ("text", pa.string())])
+    n_docs, chars = 0, 0
+    with pq.ParquetWriter(tmp / "docs" / "part-0.parquet", schema) as writer:
+        for c in range(args.copies):  # one row group per copy: the file never sits in memory whole
+            writer.write_table(pa.table([[f"d{c:04d}-{i:05d}" for i in range(len(base))], base], schema=schema))
+            n_docs, chars = n_docs + len(base), chars + sum(len(t) for t in base)
     sample = tmp / "sample.txt"
     sample.write_text("\n".join(line for t in base for line in t.split("\n") if line.strip()) + "\n")
     model = train_tokenizer(sample, tmp / "spm", args.vocab_size)
-    texts = [d["text"] for d in docs]
-    chars = sum(len(t) for t in texts)
+    cores = os.cpu_count()
+    print(f"input: {n_docs} documents, {chars / 1e6:.1f} M characters; vocabulary {args.vocab_size}; {cores} cores",
+          flush=True)
+
+    def batches():
+        for batch in pq.ParquetFile(tmp / "docs" / "part-0.parquet").iter_batches(batch_size=1000, columns=["text"]):
+            yield batch.column(0).to_pylist()
 
     sp = load_tokenizer(model)
-    t = time.perf_counter()
-    ids = sp.encode(texts)
-    sp_s = time.perf_counter() - t
-    tokens = sum(len(x) for x in ids)
+    rows = []
+    for _ in range(args.repeats):
+        # num_threads=1: sentencepiece's batch encode otherwise starts one thread per hardware thread (-1 = all),
+        # which made the earlier "1 process" row a 2-core figure on this 2-core machine.
+        t = time.perf_counter()
+        tokens = sum(len(x) for texts in batches() for x in sp.encode(texts, num_threads=1))
+        rows.append(("plain sentencepiece encode, 1 thread (incl. Parquet read)", time.perf_counter() - t, tokens, 1))
+        t = time.perf_counter()
+        tokens = sum(len(x) for texts in batches() for x in sp.encode(texts))
+        rows.append((f"plain sentencepiece encode, default threads ({cores})", time.perf_counter() - t, tokens, cores))
 
-    hf = Tokenizer(models.BPE(byte_fallback=True))
-    hf.pre_tokenizer = pre_tokenizers.Metaspace()
-    hf.train([str(sample)], trainers.BpeTrainer(vocab_size=args.vocab_size, show_progress=False))
-    t = time.perf_counter()
-    hf_tokens = sum(len(e.ids) for e in hf.encode_batch(texts))
-    hf_s = time.perf_counter() - t
+    if not args.no_hf:
+        hf = Tokenizer(models.BPE(byte_fallback=True))
+        hf.pre_tokenizer = pre_tokenizers.Metaspace()
+        hf.train([str(sample)], trainers.BpeTrainer(vocab_size=args.vocab_size, show_progress=False))
+        t = time.perf_counter()
+        hf_tokens = sum(len(e.ids) for texts in batches() for e in hf.encode_batch(texts))
+        rows.append((f"HF tokenizers BPE encode_batch ({cores} threads)", time.perf_counter() - t, hf_tokens, cores))
 
-    t = time.perf_counter()
-    res = subprocess.run([str(REPO / ".venv" / "bin" / "corpus"), "tokenize", "--input", str(tmp / "docs"),
-                          "--out", str(tmp / "tokens"), "--tokenizer", str(model), "--master", "local[2]",
-                          "--set", "tokenize.partitions=2"], capture_output=True, text=True, cwd=REPO)
-    ours_s = time.perf_counter() - t
-    if res.returncode:
-        raise SystemExit(res.stderr[-3000:])
-    manifest = json.loads((tmp / "tokens" / "manifest.json").read_text())
-    ours_tokens = manifest["splits"]["train"]["tokens"] + manifest["splits"]["val"]["tokens"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for r in range(args.repeats):
+        out = tmp / f"run{r}"
+        t = time.perf_counter()
+        res = subprocess.run([sys.executable, "-m", "corpus.cli", "tokenize", "--input", str(tmp / "docs"),
+                              "--out", str(out / "tokens"), "--tokenizer", str(model), "--master", "local[2]",
+                              "--set", f"tokenize.partitions={args.partitions}"],
+                             capture_output=True, text=True, cwd=REPO, env=env)
+        ours_s = time.perf_counter() - t
+        if res.returncode:
+            raise SystemExit(res.stderr[-3000:])
+        manifest = json.loads((out / "tokens" / "manifest.json").read_text())
+        ours_tokens = manifest["splits"]["train"]["tokens"] + manifest["splits"]["val"]["tokens"]
+        step_s = json.loads((out / "stats" / "tokenize.json").read_text())["wall_seconds"]
+        rows.append(("corpus tokenize, Spark local[2], whole command", ours_s, ours_tokens, 2))
+        rows.append(("corpus tokenize, Spark local[2], step only (start-up excluded)", step_s, ours_tokens, 2))
+        print(f"run {r}: start-up and session {ours_s - step_s:.1f} s of {ours_s:.1f} s", flush=True)
+        shutil.rmtree(out, ignore_errors=True)
 
-    cores = os.cpu_count()
-    print(f"input: {len(docs)} documents, {chars / 1e6:.1f} M characters; vocabulary {args.vocab_size}; {cores} cores")
-    print(f"{'method':58s} {'seconds':>8s} {'tokens/s':>10s} {'per core':>10s}")
-    rows = [("corpus tokenize, Spark local[2], incl. start-up + shards", ours_s, ours_tokens, 2),
-            ("plain sentencepiece encode, 1 process", sp_s, tokens, 1),
-            (f"HF tokenizers BPE encode_batch ({cores} threads)", hf_s, hf_tokens, cores)]
+    print(f"{'method':62s} {'seconds':>8s} {'tokens':>12s} {'tokens/s':>10s} {'per core':>10s}")
     for name, s, n, c in rows:
-        print(f"{name:58s} {s:8.1f} {n / s:10.0f} {n / s / c:10.0f}")
-    print(f"our per-core rate vs plain sentencepiece: {(ours_tokens / ours_s / 2) / (tokens / sp_s):.2f}x")
+        print(f"{name:62s} {s:8.1f} {n:12d} {n / s:10.0f} {n / s / c:10.0f}")
+    best_sp = max(n / s for name, s, n, _ in rows if name.startswith("plain sentencepiece encode, 1 thread"))
+    for name, s, n, c in rows:
+        if "step only" in name:
+            print(f"step-only per-core rate vs plain sentencepiece on 1 thread: {(n / s / c) / best_sp:.2f}x")
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -147,3 +147,16 @@ def test_verification_only_removes_edges(spark, tmp_path, verify):
     stats = run_dedup(spark, _write_docs(tmp_path / "in", rows), str(tmp_path / "o"),
                       DedupConf(verify_threshold=verify))
     assert stats["verified_edges"] <= stats["candidate_edges"]
+
+
+def test_simplify_text_equals_datatrove():
+    from datatrove.utils.text import simplify_text as reference
+
+    from corpus.dedup.minhash import simplify_text
+
+    texts = _real_texts()[:10] + ["", "  ", "Café naïve façade — Ångström 1,234.5 Montag", "\u0301abc\u0301"]
+    texts += ["x\u0300 ", " \u0300\u0301 "]
+    for lang in ("de", "es", "fr", "ja", "ru", "zh"):
+        texts += shared_data("multilingual", f"{lang}.txt").read_text().splitlines()[:200]
+    for text in texts:
+        assert simplify_text(text) == reference(text), text

@@ -28,6 +28,7 @@ Why this is exact:
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from functools import lru_cache
 from itertools import chain
 
@@ -83,21 +84,41 @@ def _token_kind(token: str, spacy_data: _SpacyData) -> int:
     return _PUNCT if spacy_data.is_punct(token) else _PLAIN
 
 
+class _BareEnglish:
+    """The two parts of `spacy.blank("en")` we use (its tokenizer and memory zones), without a Language object."""
+
+    def __init__(self, vocab, tokenizer):
+        self.vocab, self.tokenizer = vocab, tokenizer
+
+    @contextmanager
+    def memory_zone(self):
+        """Language.memory_zone for our bare vocab + tokenizer: what spaCy allocates inside is freed after."""
+        from contextlib import ExitStack
+
+        from cymem.cymem import Pool
+
+        mem = Pool()
+        with ExitStack() as stack:
+            stack.enter_context(self.vocab.memory_zone(mem))
+            if hasattr(self.tokenizer, "memory_zone"):  # as spaCy's own Language.memory_zone checks
+                stack.enter_context(self.tokenizer.memory_zone(mem))
+            yield mem
+
+
 class _SpacyData:
     """The spaCy objects and rule tables, loaded once (spaCy import is slow)."""
 
     def __init__(self):
-        import spacy
+        spacy = _import_spacy_without_torch()
         from spacy.lang.lex_attrs import is_punct
         from spacy.pipeline import Sentencizer
         from spacy.tokenizer import Tokenizer
 
-        self.nlp = spacy.blank("en")
-        self.nlp.add_pipe("sentencizer")
+        self.nlp = _BareEnglish(*_english_tokenizer(spacy))
+        tok = self.nlp.tokenizer
         self.is_punct = is_punct
         self.punct_chars = frozenset(Sentencizer.default_punct_chars)
         self._kinds: dict[str, int] = {}
-        tok = self.nlp.tokenizer
         bare = Tokenizer(
             self.nlp.vocab,
             rules={},
@@ -221,6 +242,53 @@ class _SpacyData:
 _WORD_SHAPE = re.compile(r"([^\w\s$]*)([A-Za-z]+|[0-9]+)([^\w\s$]*)")
 
 
+def _import_spacy_without_torch():
+    """`import spacy`, keeping torch out of this process when nothing imported it yet.
+
+    spaCy imports thinc, which imports torch when it is installed (it is, for the trainer): ~2.5 s and ~300 MiB
+    of resident memory in every Python worker that only needs spaCy's rule-based English tokenizer. A `None`
+    entry in sys.modules makes thinc's guarded `import torch` fail, so thinc records "no torch"; the entry is
+    removed afterwards, so a later `import torch` in the same process works as usual (only thinc's own torch
+    layers stay off, which a blank tokenizer never uses).
+    """
+    import sys
+
+    if "spacy" in sys.modules or "torch" in sys.modules:
+        import spacy
+
+        return spacy
+    sys.modules["torch"] = None  # type: ignore[assignment]
+    try:
+        import spacy
+    finally:
+        if sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
+    return spacy
+
+
+def _english_tokenizer(spacy):
+    """(vocab, tokenizer) exactly as `spacy.blank("en")` builds them (spacy.language.create_tokenizer), without a
+    Language object: Language.__init__ loads every installed `spacy_factories` entry point, and Presidio's pulls
+    in transformers (and torch), seconds and hundreds of MiB per worker for a pipe we never run."""
+    from spacy import util
+    from spacy.lang.en import English
+    from spacy.tokenizer import Tokenizer
+    from spacy.vocab import create_vocab
+
+    defaults = English.Defaults
+    vocab = create_vocab("en", defaults)
+    tokenizer = Tokenizer(
+        vocab,
+        rules=defaults.tokenizer_exceptions,
+        prefix_search=util.compile_prefix_regex(defaults.prefixes).search,
+        suffix_search=util.compile_suffix_regex(defaults.suffixes).search,
+        infix_finditer=util.compile_infix_regex(defaults.infixes).finditer,
+        token_match=defaults.token_match,
+        url_match=defaults.url_match,
+    )
+    return vocab, tokenizer
+
+
 @lru_cache(maxsize=1)
 def _spacy_data() -> _SpacyData:
     return _SpacyData()
@@ -246,7 +314,9 @@ def _spacy_units(units: list[str]) -> list[_Chunk]:
         with data.nlp.memory_zone():
             doc = data.nlp.tokenizer("\n".join(units))
             toks = [(t.idx, t.text) for t in doc if not t.text.isspace()]
-    except AssertionError:  # spaCy's IS_ALPHA failure: isolate the unit(s) that trigger it
+    # spaCy's IS_ALPHA failure: an AssertionError through a Language's vocab, KeyError E064 through the bare vocab
+    # we build (the same orth-ID clash); isolate the unit(s) that trigger it
+    except (AssertionError, KeyError):
         if len(units) == 1:
             return [_Chunk(units[0], (units[0],), poison=True)]
         return [c for unit in units for c in _spacy_units([unit])]

@@ -12,12 +12,15 @@ are never near-duplicates of anything (exact dedup still applies to them).
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import xxhash
-from datatrove.utils.text import simplify_text
+from datatrove.utils.text import TextNormConfig
+from datatrove.utils.text import simplify_text as _datatrove_simplify
 
 MERSENNE_PRIME = np.uint64((1 << 61) - 1)
 # Bound the (shingles × permutations) matrix per step: 65k × 112 × 8 B ≈ 60 MB.
@@ -46,6 +49,30 @@ def default_word_tokenizer() -> Callable[[str], list[str]]:
     from corpus.build.word_tokenizer import word_tokenize
 
     return word_tokenize
+
+
+_NO_DIACRITICS = TextNormConfig(norm_unicode_diacritics=False)
+
+
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+
+
+def _drop_marks(match: re.Match) -> str:
+    return "".join(c for c in match.group(0) if unicodedata.category(c) != "Mn")
+
+
+def simplify_text(text: str) -> str:
+    """datatrove's `simplify_text` with its default config, character for character (tested), faster.
+
+    datatrove strips diacritics with a per-character generator over the NFD form (`unicodedata.category` on
+    each character: a quarter of the MinHash time on English web text). Here ASCII text skips that step (it has
+    no marks) and other text applies datatrove's per-character test to its non-ASCII runs only (marks are never
+    ASCII), which on web text are a few curly quotes and dashes.
+    """
+    text = _datatrove_simplify(text, _NO_DIACRITICS)
+    if text.isascii():
+        return text
+    return _NON_ASCII_RUN.sub(_drop_marks, unicodedata.normalize("NFD", text)).strip()
 
 
 def shingle_texts(text: str, n: int, tokenize: Callable[[str], list[str]]) -> list[str]:
