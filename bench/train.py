@@ -72,7 +72,7 @@ class RefGPT(nn.Module):
         self.layers, self.d, self.block = layers, d, block
 
     def forward(self, idx, targets):
-        x = self.wte(idx) + self.wpe(torch.arange(idx.size(1)))
+        x = self.wte(idx) + self.wpe(torch.arange(idx.size(1), device=idx.device))
         for b in self.blocks:
             x = b(x)
         logits = self.lm_head(self.ln_f(x)).float()

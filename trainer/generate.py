@@ -1,5 +1,7 @@
 """Sampling from a model, a checkpoint or an export: KV cache, temperature, top-k, top-p, stop ids; one prompt
 (`generate`) or a batch of prompts at once (`sample_responses`, for PPO rollouts and eval).
+
+A sampling generator lives on the model's device: `torch.multinomial` on CUDA takes only a CUDA generator.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from corpus.tokenize.tokenizer import PAD_ID
+from trainer.kernels import linear_cross_entropy, rms_norm
 
 
 @dataclass
@@ -91,11 +92,12 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 
 class RMSNorm(nn.RMSNorm):
-    """RMSNorm computed in float32: precise under bf16 autocast, and it keeps torch on its fused kernel, which
-    refuses a bf16 input with a float32 gain."""
+    """RMSNorm computed in float32: precise under bf16 autocast. A float32 input (the residual stream) takes torch's
+    fused kernel, which refuses a bf16 input with a float32 gain; a bf16 one (q and k with qk_norm) is normalized
+    without keeping a float32 copy of it for backward (trainer/kernels.py)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.rms_norm(x.float(), self.normalized_shape, self.weight, self.eps).type_as(x)
+        return rms_norm(x, self.weight, self.eps)
 
 
 class KVCache:
@@ -228,11 +230,17 @@ class GPT(nn.Module):
             cache.length += T
         return self.norm(x)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None):
-        """Logits for every position (training) or only the last one (inference); loss when targets are given."""
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None,
+                return_logits: bool = True):
+        """(logits, loss). Without targets: logits of the last position only (inference), loss None. With targets
+        (-1 = ignored): the mean next-token loss, and the logits of every position unless `return_logits=False`,
+        which takes the chunked linear + cross-entropy (trainer/kernels.py) and never holds the full logits: what
+        the training loops use."""
         x = self.hidden(idx, cache)
         if targets is None:
             return self.lm_head(x[:, -1:]).float(), None
+        if not return_logits:
+            return None, linear_cross_entropy(x.reshape(-1, x.size(-1)), self.lm_head.weight, targets.reshape(-1))
         logits = self.lm_head(x).float()  # float: a bf16 softmax over the vocabulary loses precision
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
         return logits, loss

@@ -84,7 +84,7 @@ def kl_rewards(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, scores: torch
     kl = (logprobs - ref_logprobs) * mask
     rewards = -kl_coef * kl
     last = (mask.sum(1).long() - 1).clamp(min=0)
-    rewards[torch.arange(rewards.size(0)), last] += scores.to(rewards.dtype)
+    rewards[torch.arange(rewards.size(0), device=rewards.device), last] += scores.to(rewards.dtype)
     return rewards * mask, kl
 
 
@@ -262,7 +262,10 @@ def train_ppo(conf: PostTrainConf, pconf: PPOConf, policy_path: str | Path, prom
     both = PolicyWithValue(policy, head)
     opt = make_optimizer(both, conf, device)
     order = ExampleOrder(len(prompt_ids), conf.seed)
-    gen = torch.Generator(device=device).manual_seed(conf.seed)  # sampling and minibatch order
+    # Sampling and minibatch order. On the model's device, because torch.multinomial on CUDA takes only a CUDA
+    # generator; the minibatch permutation is drawn on that device too (randperm's output must be where its
+    # generator is), so a CPU run's stream is what it always was.
+    gen = torch.Generator(device=device).manual_seed(conf.seed)
     sha = data_sha256(prompts)
 
     start, log = loop.start_run(out, resume, True, conf.tensorboard, quiet)
@@ -320,7 +323,7 @@ def train_ppo(conf: PostTrainConf, pconf: PPOConf, policy_path: str | Path, prom
         sums: dict[str, float] = {}
         n_updates = 0
         for _ in range(pconf.ppo_epochs):
-            perm = torch.randperm(conf.batch_size, generator=gen).tolist()
+            perm = torch.randperm(conf.batch_size, generator=gen, device=gen.device).tolist()
             for k in range(pconf.num_minibatches):
                 mb = torch.tensor(perm[k * mb_size:(k + 1) * mb_size], device=device)
                 with autocast(conf, device):

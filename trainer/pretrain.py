@@ -37,7 +37,7 @@ def evaluate(model, stream: ShardStream, batches: int, device, autocast, d: Dist
     for _ in range(batches):
         x, y = stream.next_batch(device)
         with autocast():
-            _, loss = model(x, y)
+            _, loss = model(x, y, return_logits=False)
         total += loss.double()
     if d.world > 1:
         dist.all_reduce(total)
@@ -110,14 +110,17 @@ def pretrain(config: Config, data: str | Path, out: str | Path, resume: bool = F
         return precision_autocast(dtype, device)
 
     tokens_per_step = conf.batch_size * cfg.block_size * conf.grad_accum * d.world
-    peak, peak_source = peak_flops(device, conf, d.world, dtype)
+    peak = peak_flops(device, conf, d.world, dtype)
     flops_per_token = raw.flops_per_token()
     log.print(f"model {raw.num_params() / 1e6:.2f}M params ({raw.num_params(True) / 1e6:.2f}M non-embedding), "
               f"vocab {vocab}, {tokens_per_step:,} tokens/step on {d.world}× {device.type} {dtype}; "
-              f"peak for MFU: {peak / 1e12:.2f} TFLOP/s ({peak_source})")
+              f"peak for MFU: {peak.describe()}")
 
     def rate_metrics(rate: float) -> dict[str, float]:
-        return {"mfu": rate * flops_per_token / peak}
+        out = {"mfu": rate * flops_per_token / peak.value}
+        if peak.datasheet is not None and peak.measured is not None:  # a GPU: MFU against both figures
+            out["mfu_measured"] = rate * flops_per_token / peak.measured
+        return out
 
     def train_step() -> tuple[dict[str, float], int]:
         loss_sum = torch.zeros((), device=device)
@@ -126,7 +129,7 @@ def pretrain(config: Config, data: str | Path, out: str | Path, resume: bool = F
             # Only the last micro-step all-reduces gradients under DDP.
             sync = micro == conf.grad_accum - 1 or d.world == 1
             with (contextlib.nullcontext() if sync else model.no_sync()), autocast():
-                _, loss = model(x, y)
+                _, loss = model(x, y, return_logits=False)
             (loss / conf.grad_accum).backward()
             loss_sum += loss.detach()
         grad_norm = torch.nn.utils.clip_grad_norm_(raw.parameters(), conf.grad_clip if conf.grad_clip > 0 else 1e30)
@@ -155,8 +158,9 @@ def pretrain(config: Config, data: str | Path, out: str | Path, resume: bool = F
 
     def describe(r: dict) -> str:
         return (f"step {r['step']:>6}/{conf.max_steps} | loss {r['loss']:.4f} | lr {r['lr']:.2e} | "
-                f"norm {r['grad_norm']:.2f} | {r['tokens_per_sec']:,.0f} tok/s | mfu {100 * r['mfu']:.2f}% | "
-                f"{r['dt_ms']:.0f} ms")
+                f"norm {r['grad_norm']:.2f} | {r['tokens_per_sec']:,.0f} tok/s | mfu {100 * r['mfu']:.2f}%"
+                + (f" ({100 * r['mfu_measured']:.2f}% of measured)" if "mfu_measured" in r else "")
+                + f" | {r['dt_ms']:.0f} ms")
 
     model.train()
     task = loop.Task(opt, lambda s: lr_at(s, conf), train_step, checkpoint, run_eval if val is not None else None,
@@ -166,4 +170,5 @@ def pretrain(config: Config, data: str | Path, out: str | Path, resume: bool = F
     mean_rate = summary["tokens_per_sec"]
     return {"step": summary["step"], "train_loss": summary["train"].get("loss", float("nan")),
             "val_loss": summary["val"]["val_loss"] if summary["val"] else None, "tokens_seen": summary["tokens_seen"],
-            "tokens_per_sec": mean_rate, **rate_metrics(mean_rate), "out": str(out)}
+            "tokens_per_sec": mean_rate, **rate_metrics(mean_rate), "peak_flops": peak.value,
+            "peak_flops_measured": peak.measured, "out": str(out)}

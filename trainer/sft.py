@@ -100,7 +100,7 @@ def train_sft(conf: PostTrainConf, sconf: SFTConf, base: str | Path, data: str |
     def loss(indices: list[int]):
         batch = [rows[i] for i in indices]
         x, y = lm_batch(batch)
-        _, value = model(x.to(device), y.to(device))
+        _, value = model(x.to(device), y.to(device), return_logits=False)
         return value, {}, sum(len(ids) - 1 for ids, _ in batch)  # real input tokens, padding not counted
 
     def evaluate() -> dict[str, float]:
