@@ -45,6 +45,8 @@ SHAPES = {
     # conf/train/small.yaml's model (qk_norm on) with an 8k vocabulary: the CPU figures of BENCHMARKS.md
     "small": dict(vocab=8192, block=256, layers=6, d=384, heads=6, qk_norm=True),
     "tiny": dict(vocab=2048, block=64, layers=2, d=64, heads=2),
+    # GPT-2's vocabulary on a CPU-sized trunk: the loss dominates memory, as at GPT-2-124M on a GPU
+    "wide-vocab": dict(vocab=50304, block=256, layers=2, d=256, heads=4),
 }
 
 

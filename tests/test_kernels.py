@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from trainer import kernels
 from trainer.kernels import linear_cross_entropy, rms_norm
 from trainer.model import GPT, GPTConfig
 
@@ -20,7 +21,7 @@ def _grads(fn, *tensors):
 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)])
-@pytest.mark.parametrize("chunk", [1, 37, 4096])
+@pytest.mark.parametrize("chunk", [1, 37, 4096])  # 4096 ≥ N: the one-chunk (plain) path
 def test_chunked_linear_cross_entropy_equals_the_unfused_path(dtype, tol, chunk):
     gen = torch.Generator().manual_seed(chunk)
     N, d, V = 203, 48, 611
@@ -50,7 +51,8 @@ def test_all_targets_ignored_gives_nan_as_cross_entropy_and_no_grad_skips_the_gr
 
 
 @pytest.mark.parametrize("tied", [True, False])
-def test_gpt_training_loss_path_matches_the_logits_path(tied):
+def test_gpt_training_loss_path_matches_the_logits_path(tied, monkeypatch):
+    monkeypatch.setattr(kernels, "CHUNK_LOGITS", 300 * 20)  # 20-row chunks: the chunked path, not the one-chunk one
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=300, block_size=32, n_layer=2, n_head=2, d_model=32, tie_embeddings=tied))
     x = torch.randint(0, 300, (3, 32))

@@ -72,9 +72,14 @@ class _LinearCrossEntropy(torch.autograd.Function):
 def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, ignore_index: int = -1,
                          chunk: int | None = None) -> torch.Tensor:
     """mean(cross_entropy(h @ weight.T, targets)) over targets != ignore_index, with h (N, d), weight (V, d),
-    targets (N,); the logits exist one chunk of rows at a time."""
-    return _LinearCrossEntropy.apply(h, weight, targets, chunk or chunk_rows(weight.size(0)), ignore_index,
-                                     torch.is_grad_enabled())
+    targets (N,); the logits exist one chunk of rows at a time.
+
+    When all rows fit in one chunk (logits under CHUNK_LOGITS, the small CPU configs) the plain path runs: there the
+    float32 copy is small, and the chunked path's extra passes measured about 5 % slower (BENCHMARKS.md)."""
+    chunk = chunk or chunk_rows(weight.size(0))
+    if h.size(0) <= chunk:
+        return F.cross_entropy(F.linear(h, weight).float(), targets, ignore_index=ignore_index)
+    return _LinearCrossEntropy.apply(h, weight, targets, chunk, ignore_index, torch.is_grad_enabled())
 
 
 class _RMSNormLowPrecision(torch.autograd.Function):
