@@ -37,6 +37,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
         grad_h = torch.empty_like(h) if want_h else None
         grad_w = torch.zeros_like(weight, dtype=torch.float32) if want_w else None
         scale = 1.0 / n_valid.clamp(min=1).float()
+        # the gradient matmuls run in autocast's dtype as the unfused backward would; the weight is cast once
+        gdt = torch.get_autocast_dtype(h.device.type) if torch.is_autocast_enabled(h.device.type) else weight.dtype
+        w_g = weight.to(gdt) if needs_grad else None
         for start in range(0, h.size(0), chunk):
             hc, tc = h[start:start + chunk], targets[start:start + chunk]
             logits = F.linear(hc, weight).float()
@@ -50,12 +53,11 @@ class _LinearCrossEntropy(torch.autograd.Function):
             g = torch.exp(logits.sub_(lse[:, None]))
             g.scatter_add_(1, safe[:, None], -torch.ones_like(g[:, :1]))
             g.mul_((vc.float() * scale)[:, None])
-            g = g.to(torch.get_autocast_dtype(h.device.type) if torch.is_autocast_enabled(h.device.type)
-                     else weight.dtype)
+            g = g.to(gdt)
             if grad_h is not None:
-                grad_h[start:start + chunk] = (g @ weight.to(g.dtype)).to(h.dtype)
+                grad_h[start:start + chunk] = (g @ w_g).to(h.dtype)
             if grad_w is not None:
-                grad_w += (g.t() @ hc.to(g.dtype)).float()
+                grad_w += (g.t() @ hc.to(gdt)).float()
         ctx.save_for_backward(grad_h, grad_w)
         ctx.weight_dtype = weight.dtype
         # mean over valid targets, NaN when there is none (as F.cross_entropy)
