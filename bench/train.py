@@ -37,7 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # trainer/ from the checkout, whether or not the package is installed
 
 from trainer.config import load_config  # noqa: E402
-from trainer.pretrain import matmul_peak, pretrain  # noqa: E402
+from trainer.flops import matmul_peak  # noqa: E402
+from trainer.pretrain import pretrain  # noqa: E402
 
 SHAKESPEARE = REPO.parent / "shared" / "data" / "text" / "tinyshakespeare.txt"
 
@@ -71,7 +72,7 @@ class RefGPT(nn.Module):
         self.layers, self.d, self.block = layers, d, block
 
     def forward(self, idx, targets):
-        x = self.wte(idx) + self.wpe(torch.arange(idx.size(1)))
+        x = self.wte(idx) + self.wpe(torch.arange(idx.size(1), device=idx.device))
         for b in self.blocks:
             x = b(x)
         logits = self.lm_head(self.ln_f(x)).float()

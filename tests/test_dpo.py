@@ -79,8 +79,8 @@ def test_dpo_margins_grow_on_hh_rlhf_pairs(tiny_base, tmp_path):
     from conftest import shared_data
 
     from trainer.chat import encode_pair, load_preferences
+    from trainer.checkpoint import load_base
     from trainer.dpo import pair_logps, train_dpo
-    from trainer.posttrain import load_base
 
     hh = tmp_path / "hh24.jsonl"
     hh.write_text("\n".join(shared_data("rlhf", "hh-rlhf-harmless-base-test-first300.jsonl")
@@ -137,8 +137,8 @@ def test_precomputed_reference_and_lora(tiny_base, tmp_path):
     from conftest import shared_data
     from safetensors.torch import load_file
 
+    from trainer.checkpoint import load_base
     from trainer.dpo import train_dpo
-    from trainer.posttrain import load_base
 
     hh = shared_data("rlhf", "hh-rlhf-harmless-base-test-first300.jsonl")
     conf, dconf = _dpo_conf("train.max_steps=3", "dpo.val_fraction=0")

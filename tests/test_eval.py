@@ -58,7 +58,7 @@ def test_eval_reports_val_loss_and_reward_functions(tiny_base, tmp_path):
 
 
 def test_load_prompts_reads_every_format_and_counts_bad_records(tmp_path):
-    from trainer.evaluate import load_prompts
+    from trainer.chat import load_prompts
 
     txt = tmp_path / "p.txt"
     txt.write_text("What is a cat?\n\nName three colours.\n")

@@ -6,9 +6,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from trainer.checkpoint import save_checkpoint
 from trainer.lora import LoRALinear, apply_lora, lora_state_dict, merge_lora
 from trainer.model import GPT, GPTConfig
-from trainer.posttrain import PostTrainConf, make_optimizer, save_posttrain_checkpoint
+from trainer.optim import make_optimizer
+from trainer.posttrain import PostTrainConf
 
 CFG = GPTConfig(vocab_size=96, block_size=32, n_layer=2, n_head=2, d_model=32)
 
@@ -76,7 +78,7 @@ def test_checkpoint_holds_only_adapter_tensors(tmp_path):
     tok = tmp_path / "tokenizer.model"
     tok.write_bytes(b"placeholder")  # the checkpoint copies whatever tokenizer file the run names
     opt = make_optimizer(model, PostTrainConf(), torch.device("cpu"))
-    folder = save_posttrain_checkpoint(tmp_path / "run", 1, model, opt, {"rng": []}, tok, keep_last=2)
+    folder = save_checkpoint(tmp_path / "run", 1, model, opt, {"rng": []}, tok, keep_last=2)
     assert not (folder / "model.safetensors").exists()
     saved = load_file(str(folder / "adapter.safetensors"))
     assert set(saved) == set(lora_state_dict(model))

@@ -71,8 +71,7 @@ def _random_gpt(seed: int = 0):
 
 
 def test_batched_greedy_sampling_equals_the_kv_cache_generator():
-    from trainer.generate import generate
-    from trainer.ppo import sample_responses
+    from trainer.generate import generate, sample_responses
 
     torch.set_num_threads(1)
     model = _random_gpt()
@@ -86,7 +85,7 @@ def test_batched_greedy_sampling_equals_the_kv_cache_generator():
 
 
 def test_sampling_is_reproducible_with_a_seeded_generator():
-    from trainer.ppo import sample_responses
+    from trainer.generate import sample_responses
 
     model = _random_gpt()
     prompts = [[1, 5, 9], [1, 7, 7], [1, 4]]
@@ -174,13 +173,13 @@ def test_ppo_resume_is_bit_exact(tiny_base, tmp_path):
         train_ppo(conf, pconf, tiny_base.ckpt, prompts, tmp_path / "cut", reward_fn="count_token:,", quiet=True)
     train_ppo(conf, pconf, tiny_base.ckpt, prompts, tmp_path / "cut", reward_fn="count_token:,", resume=True,
               quiet=True)
-    drop = ("tokens_per_sec", "rollout_s", "update_s")
+    drop = ("tokens_per_sec", "dt_ms", "rollout_s", "update_s")
     strip = lambda rows: [{k: v for k, v in r.items() if k not in drop} for r in rows]  # noqa: E731
     full, cut = strip(_metrics(tmp_path / "full")), strip(_metrics(tmp_path / "cut"))
     assert [r["step"] for r in cut] == [1, 2, 3, 4]
     assert cut == full
     # The checkpoint is a plain GPT checkpoint: the policy loads for generation and evaluation.
-    from trainer.posttrain import load_base
+    from trainer.checkpoint import load_base
 
     load_base(tmp_path / "cut")
 

@@ -16,9 +16,9 @@ from posttrain_fixtures import ALPACA, HH, SHAREGPT
 from safetensors.torch import load_file
 
 from trainer.chat import encode_pair, load_conversations, load_preferences
-from trainer.checkpoint import CheckpointError, latest_checkpoint
-from trainer.posttrain import export_merged, load_method_config
-from trainer.reward import RewardConf, load_reward_model, reward_loss, split_pairs, train_reward
+from trainer.checkpoint import CheckpointError, export_merged, latest_checkpoint, load_reward_model
+from trainer.posttrain import load_method_config, split_indices
+from trainer.reward import PAIR_SPLIT_SALT, RewardConf, reward_loss, train_reward
 
 REWARD_YAML = REPO / "conf" / "train" / "reward.yaml"
 FAST = ["train.threads=1", "train.tensorboard=false", "train.log_interval=1", "train.eval_interval=1000",
@@ -89,7 +89,7 @@ def test_held_out_accuracy_rises_on_a_learnable_preference_set(tiny_base, tmp_pa
     # The saved model reproduces the held-out accuracy the run reported.
     model, _, sp = load_reward_model(tmp_path / "rm")
     pairs, _ = load_preferences(tmp_path / "pairs.jsonl")
-    _, val_idx = split_pairs(len(pairs), 0.2, conf.seed)
+    _, val_idx = split_indices(len(pairs), 0.2, conf.seed, PAIR_SPLIT_SALT)
     enc = [encode_pair(pairs[i], sp, model.cfg.block_size) for i in val_idx]
     rc = model.score([e.prompt + e.chosen for e in enc])
     rr = model.score([e.prompt + e.rejected for e in enc])

@@ -15,9 +15,9 @@ from safetensors.torch import load_file
 
 from corpus.tokenize.tokenizer import TokenizerError, load_tokenizer
 from trainer.chat import Message, load_conversations, render
-from trainer.checkpoint import CheckpointError, latest_checkpoint, load_for_inference
+from trainer.checkpoint import CheckpointError, latest_checkpoint, load_base, load_for_inference
 from trainer.config import TrainConfigError
-from trainer.posttrain import lm_batch, load_base, load_method_config
+from trainer.posttrain import lm_batch, load_method_config
 from trainer.sft import SFTConf, pack_rows, rows_from, train_sft
 
 SFT_YAML = REPO / "conf" / "train" / "sft.yaml"

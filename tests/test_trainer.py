@@ -153,6 +153,37 @@ def test_resume_is_bit_exact(synthetic, tmp_path):
     assert not list((tmp_path / "b" / "ckpt").glob(".tmp-*"))  # the crash's leftover was cleared
 
 
+def test_resaving_a_step_is_crash_safe(tmp_path):
+    """Re-saving an existing step keeps the old folder until the new one is in; a crash between the two renames
+    (old folder aside, new one not yet in) still leaves that step's checkpoint, which the next save puts back."""
+    from trainer.checkpoint import list_checkpoints, load_model_weights, save_checkpoint
+    from trainer.optim import make_optimizer
+    from trainer.posttrain import PostTrainConf
+
+    model = GPT(GPTConfig(vocab_size=64, block_size=16, n_layer=1, n_head=2, d_model=16))
+    opt = make_optimizer(model, PostTrainConf(), "cpu")
+    tok = tmp_path / "tokenizer.model"
+    tok.write_bytes(b"placeholder")
+    run = tmp_path / "run"
+    first = save_checkpoint(run, 1, model, opt, {"n": 1}, tok)
+    with torch.no_grad():
+        model.wte.weight.add_(1.0)
+    again = save_checkpoint(run, 1, model, opt, {"n": 2}, tok)
+    assert again == first and sorted(p.name for p in (run / "ckpt").iterdir()) == ["step_0000001"]
+    assert json.loads((again / "state.json").read_text())["n"] == 2
+    # The crash: the old folder renamed aside, the new one complete under its temporary name.
+    os.rename(again, run / "ckpt" / ".old-step_0000001")
+    shutil.copytree(run / "ckpt" / ".old-step_0000001", run / "ckpt" / ".tmp-step_0000001")
+    found = latest_checkpoint(run)
+    assert found is not None and found.name == ".old-step_0000001"
+    fresh = GPT(model.cfg)
+    load_model_weights(fresh, found)
+    assert torch.equal(fresh.wte.weight, model.wte.weight)
+    save_checkpoint(run, 2, model, opt, {"n": 3}, tok)
+    assert [p.name for p in list_checkpoints(run)] == ["step_0000001", "step_0000002"]
+    assert sorted(p.name for p in (run / "ckpt").iterdir()) == ["step_0000001", "step_0000002"]
+
+
 def test_stream_is_deterministic_resumable_and_rank_split(synthetic):
     ds = TokenDataset(synthetic)
     args = dict(block_size=256, seed=5, verify_checksums=True)

@@ -1,4 +1,4 @@
-"""Post-training data: conversation and preference loaders, and the one chat template.
+"""Post-training data: conversation, preference and prompt loaders, and the one chat template.
 
 Formats read (JSON array, a JSON object holding one record, or JSONL; told apart by content):
 
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from corpus.tokenize.tokenizer import BOS_ID, CHAT_TOKENS, TokenizerError
+from corpus.tokenize.tokenizer import BOS_ID, CHAT_TOKENS, EOS_ID, TokenizerError
 
 ROLES = ("system", "user", "assistant")
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
@@ -353,3 +353,51 @@ def encode_pair(pair: PreferencePair, sp, max_len: int, max_prompt_len: int | No
         p1 = p2 = p1 if len(p1) < len(p2) else p2
         chosen, rejected = chosen[:max_len - len(p1)], rejected[:max_len - len(p1)]
     return EncodedPair(p1, chosen, rejected, t1 or t2)
+
+
+# -- prompts to be answered (PPO rollouts, eval) -----------------------------------------------------------
+def _prompt_of(record) -> list[list[Message]]:
+    if not isinstance(record, dict):
+        raise Malformed("not_an_object")
+    if "prompt" in record and not ("chosen" in record and "rejected" in record):
+        prompt = record["prompt"]
+        if isinstance(prompt, str):
+            if not prompt.strip():
+                raise Malformed("empty_turn")
+            return [[Message("user", prompt)]]
+        msgs = parse_messages(prompt)
+        if msgs[-1].role == "assistant":
+            raise Malformed("prompt_ends_with_assistant")
+        return [msgs]
+    if "chosen" in record and "rejected" in record:
+        return [parse_preference(record).prompt]
+    convs = []
+    for conv in parse_conversation(record):
+        last = max(i for i, m in enumerate(conv) if m.role == "assistant")
+        if last == 0:
+            raise Malformed("empty_prompt")
+        convs.append(conv[:last])
+    return convs
+
+
+def load_prompts(path: str | Path) -> tuple[list[list[Message]], Counter]:
+    """Prompts (each a conversation to be answered by the assistant) and the skipped records by reason."""
+    path = Path(path)
+    if path.suffix == ".txt":
+        if not path.exists():
+            raise FileNotFoundError(f"prompt file not found: {path}")
+        lines = path.read_text().splitlines()
+        return [[Message("user", line.strip())] for line in lines if line.strip()], Counter()
+    return parse_file(path, _prompt_of)
+
+
+def fit_prompt(ids: list[int], max_len: int) -> tuple[list[int], bool]:
+    """A prompt longer than max_len keeps BOS and its last max_len - 1 tokens (the turns nearest the reply)."""
+    if len(ids) <= max_len:
+        return ids, False
+    return [ids[0], *ids[len(ids) - max_len + 1:]] if ids[0] == BOS_ID else ids[-max_len:], True
+
+
+def stop_ids(sp) -> tuple[int, ...]:
+    """A reply ends at <|end|>; EOS and BOS too, since a base model ends a document with them."""
+    return (end_token(sp), EOS_ID, BOS_ID)

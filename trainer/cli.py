@@ -53,7 +53,7 @@ def pretrain(
     if max_steps is not None:
         overrides.append(f"train.max_steps={max_steps}")
     cfg = load_config(config, overrides)
-    from trainer.pretrain import shutdown_distributed
+    from trainer.distributed import shutdown_distributed
 
     try:
         summary = run(cfg, data, out, resume=resume)
@@ -184,7 +184,7 @@ def merge_lora(
 ) -> None:
     """Fold LoRA adapters into their base weights and write a plain export (`trainer generate` reads a policy's;
     a reward model's becomes a full reward checkpoint)."""
-    from trainer.posttrain import export_merged
+    from trainer.checkpoint import export_merged
 
     print(f"exported {export_merged(ckpt, out)}")
 

@@ -21,14 +21,13 @@ import numpy as np
 import torch
 
 from corpus.tokenize.shards import (
+    ShardCutter,
     ShardError,
     ShardInfo,
     TokenDataset,
-    encode_shard,
     manifest_base,
     open_shard,
     sha256_file,
-    shard_format,
 )
 
 
@@ -179,25 +178,18 @@ def write_shards_from_texts(texts: list[str], out_dir: str | Path, tokenizer_pat
         model.write_bytes(Path(tokenizer_path).read_bytes())
     sp = load_tokenizer(model)
     vocab = sp.vocab_size()
-    _, _, dtype = shard_format(vocab)
     splits: dict[str, list[np.ndarray]] = {"train": [], "val": []}
     for i, (text, ids) in enumerate(zip(texts, sp.encode(list(texts)), strict=True)):
         h = int.from_bytes(hashlib.sha256(f"{i}\0{text}".encode()).digest()[:8], "big") / 2**64
         splits["val" if h < val_fraction else "train"].append(np.asarray([BOS_ID, *ids], dtype=np.int64))
+    cutter = ShardCutter(0, shard_tokens, vocab, lambda name, data: (out / name).write_bytes(data))
     shards = []
     for split, docs in splits.items():
-        parts, size, n, count = [], 0, 0, 0
-        for j, doc in enumerate(docs):
-            parts.append(doc)
-            size += len(doc)
-            count += 1
-            if size >= shard_tokens or j == len(docs) - 1:
-                name = f"{split}_00000_{n:04d}.bin"
-                data = encode_shard(np.concatenate(parts).astype(dtype), vocab)
-                (out / name).write_bytes(data)
-                shards.append({"name": name, "split": split, "tokens": size, "documents": count,
-                               "sha256": hashlib.sha256(data).hexdigest()})
-                parts, size, n, count = [], 0, n + 1, 0
+        for doc in docs:
+            info = cutter.add(split, doc)
+            if info:
+                shards.append(info)
+        shards += cutter.finish(split)
     manifest = {
         **manifest_base(shards, model, sp),
         "source_runs": ["write_shards_from_texts"],

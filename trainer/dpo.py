@@ -22,7 +22,20 @@ from pydantic import BaseModel, ConfigDict, Field
 from safetensors.torch import load_file, save_file
 
 from trainer.chat import EncodedPair, encode_pair, load_preferences
-from trainer.checkpoint import CheckpointError
+from trainer.checkpoint import CheckpointError, base_reference, load_base
+from trainer.model import pad_right
+from trainer.posttrain import (
+    Method,
+    PostTrainDataError,
+    config_dump,
+    data_sha256,
+    lora_settings,
+    maybe_lora,
+    run_method,
+    setup,
+    split_indices,
+)
+from trainer.reward import PAIR_SPLIT_SALT
 
 
 # -- log-probabilities of responses ------------------------------------------------------------------------------------
@@ -93,8 +106,6 @@ class DPOConf(BaseModel):
 
 def pair_logps(model, pairs: list[EncodedPair], device) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Summed response log-probs of chosen and rejected for a batch of pairs (one forward pass over 2B rows)."""
-    from trainer.posttrain import pad_right
-
     seqs = [p.prompt + p.chosen for p in pairs] + [p.prompt + p.rejected for p in pairs]
     masks = [[0] * len(p.prompt) + [1] * len(p.chosen) for p in pairs] + \
         [[0] * len(p.prompt) + [1] * len(p.rejected) for p in pairs]
@@ -131,20 +142,6 @@ def cached_reference_logps(path: Path, key: dict, compute) -> torch.Tensor:
 def train_dpo(conf, dconf: DPOConf, base: str | Path, data: str | Path, out: str | Path, ref: str | Path | None = None,
               resume: bool = False, quiet: bool = False) -> dict:
     """DPO from a policy checkpoint (SFT or pretraining; LoRA when train.lora_rank > 0) on preference pairs."""
-    from trainer.posttrain import (
-        Method,
-        PostTrainDataError,
-        base_reference,
-        config_dump,
-        data_sha256,
-        load_base,
-        lora_settings,
-        maybe_lora,
-        run_loop,
-        setup,
-    )
-    from trainer.reward import split_pairs
-
     device = setup(conf)
     policy, base_folder, sp = load_base(base, device)
     ref_model, ref_folder, _ = load_base(ref if ref is not None else base, device)
@@ -158,7 +155,7 @@ def train_dpo(conf, dconf: DPOConf, base: str | Path, data: str | Path, out: str
     kept = [e for e in encoded if e.chosen != e.rejected and e.chosen and e.rejected]
     skipped["identical_after_truncation"] += len(encoded) - len(kept)
     encoded, skipped = kept, +skipped
-    train_idx, val_idx = split_pairs(len(encoded), dconf.val_fraction, conf.seed)
+    train_idx, val_idx = split_indices(len(encoded), dconf.val_fraction, conf.seed, PAIR_SPLIT_SALT)
     if not train_idx:
         raise PostTrainDataError(f"{data}: no usable preference pairs (skipped: {dict(skipped)})")
     sha = data_sha256(data)
@@ -210,7 +207,7 @@ def train_dpo(conf, dconf: DPOConf, base: str | Path, data: str | Path, out: str
                     {"base": base_reference(base_folder), "ref": base_reference(ref_folder),
                      "lora": lora_settings(conf), "data_sha256": sha, "skipped": dict(skipped),
                      "truncated": truncated}, check_resume)
-    summary = run_loop(method, conf, config_dump(conf, "dpo", dconf), out, base_folder / "tokenizer.model",
-                       device, resume, quiet)
+    summary = run_method(method, conf, config_dump(conf, "dpo", dconf), out, base_folder / "tokenizer.model",
+                         device, resume, quiet)
     return {**summary, "pairs": len(encoded), "train_pairs": len(train_idx), "val_pairs": len(val_idx),
             "skipped": dict(skipped), "truncated": truncated}

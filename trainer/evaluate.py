@@ -6,131 +6,30 @@ closed by `<|end|>` when the model stopped). A built-in reward function (`--rewa
 stand in for a reward model. With `--val-data` (conversations), the assistant-token loss is reported as well.
 The JSON written holds the settings, the mean and every prompt's reply and score.
 
-Prompt files (`load_prompts`): text (one prompt per line), or JSON/JSONL records with "prompt" (text or messages),
-preference records (their shared prompt), or conversations (Alpaca, ShareGPT, messages: the turns before the
-last assistant reply).
+Prompt files are read by `trainer.chat.load_prompts`, scorers come from trainer/reward.py and sampling from
+trainer/generate.py.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from corpus.tokenize.tokenizer import BOS_ID, EOS_ID
-from trainer.chat import (
-    Malformed,
-    Message,
-    end_token,
-    parse_conversation,
-    parse_file,
-    parse_messages,
-    parse_preference,
-)
+from trainer.chat import fit_prompt, load_conversations, load_prompts, render, render_prompt, stop_ids, truncate
+from trainer.checkpoint import load_base
 from trainer.config import TrainConfigError
-
-Scorer = Callable[[list[list[int]], list[list[int]]], torch.Tensor]
-
-
-# -- prompts -----------------------------------------------------------------------------------------------------------
-def _prompt_of(record) -> list[list[Message]]:
-    if not isinstance(record, dict):
-        raise Malformed("not_an_object")
-    if "prompt" in record and not ("chosen" in record and "rejected" in record):
-        prompt = record["prompt"]
-        if isinstance(prompt, str):
-            if not prompt.strip():
-                raise Malformed("empty_turn")
-            return [[Message("user", prompt)]]
-        msgs = parse_messages(prompt)
-        if msgs[-1].role == "assistant":
-            raise Malformed("prompt_ends_with_assistant")
-        return [msgs]
-    if "chosen" in record and "rejected" in record:
-        return [parse_preference(record).prompt]
-    convs = []
-    for conv in parse_conversation(record):
-        last = max(i for i, m in enumerate(conv) if m.role == "assistant")
-        if last == 0:
-            raise Malformed("empty_prompt")
-        convs.append(conv[:last])
-    return convs
-
-
-def load_prompts(path: str | Path) -> tuple[list[list[Message]], Counter]:
-    """Prompts (each a conversation to be answered by the assistant) and the skipped records by reason."""
-    path = Path(path)
-    if path.suffix == ".txt":
-        if not path.exists():
-            raise FileNotFoundError(f"prompt file not found: {path}")
-        lines = path.read_text().splitlines()
-        return [[Message("user", line.strip())] for line in lines if line.strip()], Counter()
-    return parse_file(path, _prompt_of)
-
-
-def fit_prompt(ids: list[int], max_len: int) -> tuple[list[int], bool]:
-    """A prompt longer than max_len keeps BOS and its last max_len - 1 tokens (the turns nearest the reply)."""
-    if len(ids) <= max_len:
-        return ids, False
-    return [ids[0], *ids[len(ids) - max_len + 1:]] if ids[0] == BOS_ID else ids[-max_len:], True
-
-
-def stop_ids(sp) -> tuple[int, ...]:
-    """A reply ends at <|end|>; EOS and BOS too, since a base model ends a document with them."""
-    return (end_token(sp), EOS_ID, BOS_ID)
-
-
-# -- scoring -----------------------------------------------------------------------------------------------------------
-def count_token_reward(sp, piece: str) -> Scorer:
-    """Reward = how many times `piece` occurs among the response tokens (a toy reward for tests and demos)."""
-    tid = sp.piece_to_id(piece)
-    if tid == sp.unk_id() or sp.id_to_piece(tid) != piece:
-        raise TrainConfigError(f"count_token: {piece!r} is not a piece of the tokenizer (pieces look like "
-                         f"{[sp.id_to_piece(i) for i in range(10, 16)]})")
-    return lambda prompts, responses: torch.tensor([float(sum(t == tid for t in r)) for r in responses])
-
-
-REWARD_FUNCTIONS = {"count_token": count_token_reward}
-
-
-def reward_function(name: str, sp) -> Scorer:
-    """A built-in reward by name: `count_token:<piece>`."""
-    kind, _, arg = name.partition(":")
-    if kind not in REWARD_FUNCTIONS or not arg:
-        raise TrainConfigError(f"unknown reward function {name!r}; built in: count_token:<piece>")
-    return REWARD_FUNCTIONS[kind](sp, arg)
-
-
-def reward_model_scorer(path: str | Path, tokenizer: Path, device) -> tuple[Scorer, Path]:
-    """Scores from a `trainer reward` checkpoint, which must share the policy's tokenizer."""
-    from corpus.tokenize.shards import sha256_file
-    from trainer.checkpoint import CheckpointError
-    from trainer.reward import load_reward_model
-
-    rm, folder, _ = load_reward_model(path, device)
-    rm.requires_grad_(False)
-    if sha256_file(folder / "tokenizer.model") != sha256_file(tokenizer):
-        raise CheckpointError(f"the reward model {folder} uses another tokenizer than the policy ({tokenizer})")
-    block = rm.cfg.block_size
-
-    def score(prompts: list[list[int]], responses: list[list[int]]) -> torch.Tensor:
-        seqs = [fit_prompt(p + r, block)[0] for p, r in zip(prompts, responses)]
-        return rm.score(seqs).cpu()
-
-    return score, folder
+from trainer.generate import sample_responses
+from trainer.posttrain import PostTrainDataError, lm_batch
+from trainer.reward import reward_function, reward_model_scorer
 
 
 # -- evaluation --------------------------------------------------------------------------------------------------------
 @torch.no_grad()
 def conversation_loss(model, path: str | Path, sp, batch_size: int, device) -> tuple[float, int]:
     """Mean next-token loss on the assistant tokens of a conversation file (SFT's val loss), and the count."""
-    from trainer.chat import load_conversations, render, truncate
-    from trainer.posttrain import PostTrainDataError, lm_batch
-
     convs, _ = load_conversations(path)
     rows = [truncate(*render(c, sp), model.cfg.block_size + 1)[:2] for c in convs]
     rows = [r for r in rows if sum(r[1][1:]) > 0]
@@ -152,10 +51,6 @@ def evaluate_checkpoint(ckpt: str | Path, prompts: str | Path, reward_model: str
                         val_data: str | Path | None = None, out: str | Path | None = None, batch_size: int = 16,
                         device: str = "cpu") -> dict:
     """Generate for the first `n` prompts (file order), score, and return (and write) the report."""
-    from trainer.chat import render_prompt
-    from trainer.posttrain import PostTrainDataError, load_base
-    from trainer.ppo import sample_responses
-
     if (reward_model is None) == (reward_fn is None):
         raise TrainConfigError("give exactly one of a reward model (--reward-model) or a reward function (--reward-fn)")
     policy, folder, sp = load_base(ckpt, device)

@@ -1,4 +1,8 @@
-"""Sampling from a checkpoint or export: KV cache, temperature, top-k, top-p, stop on EOS."""
+"""Sampling from a model, a checkpoint or an export: KV cache, temperature, top-k, top-p, stop ids; one prompt
+(`generate`) or a batch of prompts at once (`sample_responses`, for PPO rollouts and eval).
+
+A sampling generator lives on the model's device: `torch.multinomial` on CUDA takes only a CUDA generator.
+"""
 
 from __future__ import annotations
 
@@ -60,6 +64,62 @@ def generate(model: GPT, prompt: list[int], max_new_tokens: int, temperature: fl
         ids = torch.cat([ids, nxt], dim=1)
         feed = nxt
     return out
+
+
+@torch.no_grad()
+def sample_responses(model, prompts: list[list[int]], max_new_tokens: int, temperature: float,
+                     generator: torch.Generator | None, stop_ids: tuple[int, ...], vocab_limit: int | None = None,
+                     top_k: int | None = None) -> list[list[int]]:
+    """Sampled responses for many prompts in one batch through the KV cache (temperature 0 = greedy).
+
+    Our attention takes no padding mask, so prompts of different lengths are not padded: every row starts at the
+    shortest prompt's length, and a row whose prompt is longer is fed its own next prompt token (teacher forcing)
+    until its prompt is used up, then its samples. Each row is thus one contiguous sequence, exactly what the
+    one-prompt generator would see, at the cost of (longest − shortest prompt) extra decode steps. A response
+    ends with the stop id it sampled (kept: stopping is an action the policy is trained on), or after
+    max_new_tokens, or at block_size.
+    """
+    if not prompts:
+        return []
+    if any(not p for p in prompts):
+        raise ValueError("a prompt must hold at least one token")
+    device = next(model.parameters()).device
+    B, block = len(prompts), model.cfg.block_size
+    lens = torch.tensor([len(p) for p in prompts], device=device)
+    if int(lens.max()) >= block:
+        raise ValueError(f"a prompt has {int(lens.max())} tokens; the model's block_size is {block}")
+    limits = torch.clamp(block - lens, max=max_new_tokens)  # new tokens each row may take
+    longest, shortest = int(lens.max()), int(lens.min())
+    forced = torch.zeros(B, longest, dtype=torch.long, device=device)
+    for b, p in enumerate(prompts):
+        forced[b, :len(p)] = torch.tensor(p, dtype=torch.long)
+    stops = torch.tensor(stop_ids, device=device)
+    cache = KVCache(model.cfg, B, device)
+    feed = forced[:, :shortest]
+    pos = shortest  # the position the next token fills
+    n_new = torch.zeros(B, dtype=torch.long, device=device)
+    done = limits <= 0
+    new = []
+    while not bool(done.all()):
+        logits = model(feed, cache=cache)[0][:, -1]
+        if vocab_limit is not None:
+            logits[:, vocab_limit:] = float("-inf")
+        if temperature <= 0:
+            nxt = logits.argmax(-1)
+        else:
+            probs = filter_logits(logits / temperature, top_k, None).softmax(-1)
+            nxt = torch.multinomial(probs, 1, generator=generator)[:, 0]
+        in_prompt = pos < lens
+        generating = ~in_prompt & ~done
+        new.append(torch.where(generating, nxt, -1))
+        n_new += generating.long()
+        done |= generating & (torch.isin(nxt, stops) | (n_new >= limits))
+        if pos < longest:
+            nxt = torch.where(in_prompt, forced[:, pos], nxt)
+        feed = nxt[:, None]
+        pos += 1
+    tokens = torch.stack(new, dim=1).tolist() if new else [[] for _ in prompts]
+    return [[t for t in row if t >= 0] for row in tokens]
 
 
 def generate_text(ckpt: str | Path, prompt: str, max_new_tokens: int = 200, temperature: float = 0.8,

@@ -1,4 +1,5 @@
-"""A GPT decoder in the spirit of nanoGPT's model.py, with the modern choices of small open models.
+"""The networks: a GPT decoder in the spirit of nanoGPT's model.py, with the modern choices of small open models,
+and the reward model built on its trunk.
 
 RoPE positions, RMSNorm (pre-norm), SwiGLU MLP (or ReLU²), optional QK-norm, optional tied input/output
 embeddings, no biases, attention through `F.scaled_dot_product_attention`, and a KV cache for generation.
@@ -12,6 +13,9 @@ from dataclasses import asdict, dataclass, fields
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from corpus.tokenize.tokenizer import PAD_ID
+from trainer.kernels import linear_cross_entropy, rms_norm
 
 
 @dataclass
@@ -88,11 +92,12 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 
 class RMSNorm(nn.RMSNorm):
-    """RMSNorm computed in float32: precise under bf16 autocast, and it keeps torch on its fused kernel, which
-    refuses a bf16 input with a float32 gain."""
+    """RMSNorm computed in float32: precise under bf16 autocast. A float32 input (the residual stream) takes torch's
+    fused kernel, which refuses a bf16 input with a float32 gain; a bf16 one (q and k with qk_norm) is normalized
+    without keeping a float32 copy of it for backward (trainer/kernels.py)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.rms_norm(x.float(), self.normalized_shape, self.weight, self.eps).type_as(x)
+        return rms_norm(x, self.weight, self.eps)
 
 
 class KVCache:
@@ -225,21 +230,60 @@ class GPT(nn.Module):
             cache.length += T
         return self.norm(x)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None):
-        """Logits for every position (training) or only the last one (inference); loss when targets are given."""
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None,
+                return_logits: bool = True):
+        """(logits, loss). Without targets: logits of the last position only (inference), loss None. With targets
+        (-1 = ignored): the mean next-token loss, and the logits of every position unless `return_logits=False`,
+        which takes the chunked linear + cross-entropy (trainer/kernels.py) and never holds the full logits: what
+        the training loops use."""
         x = self.hidden(idx, cache)
         if targets is None:
             return self.lm_head(x[:, -1:]).float(), None
+        if not return_logits:
+            return None, linear_cross_entropy(x.reshape(-1, x.size(-1)), self.lm_head.weight, targets.reshape(-1))
         logits = self.lm_head(x).float()  # float: a bf16 softmax over the vocabulary loses precision
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
         return logits, loss
 
-    def configure_optimizer(self, lr: float, weight_decay: float, betas: tuple[float, float], device_type: str):
-        """AdamW with decay on matrices only: norms' gains are left alone (nanoGPT's split)."""
-        params = [p for p in self.parameters() if p.requires_grad]
-        groups = [
-            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-        ]
-        # Fused on CPU as well: one kernel per parameter instead of a dozen (4x faster steps on the small config).
-        return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=device_type in ("cpu", "cuda"))
+
+def pad_right(seqs: list[list[int]], value: int = PAD_ID, length: int | None = None) -> torch.Tensor:
+    """(B, T) long tensor, each row padded on the right. Causal attention means padding never changes the
+    real positions' outputs, so no attention mask is needed."""
+    length = length or max(len(s) for s in seqs)
+    out = torch.full((len(seqs), length), value, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        out[i, :len(s)] = torch.as_tensor(s, dtype=torch.long)
+    return out
+
+
+class RewardModel(nn.Module):
+    """Our GPT trunk + a scalar head: the reward of a sequence is the head on the last real token's hidden state
+    (trained by trainer/reward.py)."""
+
+    def __init__(self, cfg: GPTConfig, trunk: GPT | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.trunk = trunk if trunk is not None else GPT(cfg)
+        self.head = nn.Linear(cfg.d_model, 1, bias=False)  # a bias cancels in r_chosen - r_rejected
+        nn.init.normal_(self.head.weight, std=1.0 / (cfg.d_model + 1) ** 0.5)  # transformers' score-head init
+
+    @classmethod
+    def from_base(cls, base: GPT) -> RewardModel:
+        """A reward model whose trunk is `base` (its lm_head stays, tied and unused) and a fresh head."""
+        return cls(base.cfg, base).to(next(base.parameters()).device)
+
+    def forward(self, idx: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Rewards (B,) for right-padded sequences idx (B, T) of the given real lengths."""
+        h = self.trunk.hidden(idx)
+        last = h[torch.arange(idx.size(0), device=idx.device), lengths.to(idx.device) - 1]
+        return self.head(last).squeeze(-1).float()
+
+    @torch.no_grad()
+    def score(self, sequences: list[list[int]], batch_size: int = 16) -> torch.Tensor:
+        """Rewards for token sequences (render(prompt + reply) or render_prompt(p) + render_response(r))."""
+        device = next(self.parameters()).device
+        out = []
+        for i in range(0, len(sequences), batch_size):
+            chunk = sequences[i:i + batch_size]
+            out.append(self(pad_right(chunk).to(device), torch.tensor([len(s) for s in chunk])))
+        return torch.cat(out)

@@ -16,16 +16,42 @@ scaled by vf_coef, which is why that coefficient is small.
 
 from __future__ import annotations
 
-import base64
-import json
-import math
-import shutil
 import time
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 from pydantic import BaseModel, ConfigDict, Field
+
+from corpus.tokenize.tokenizer import PAD_ID
+from trainer import loop
+from trainer.chat import fit_prompt, load_prompts, render_prompt, stop_ids
+from trainer.checkpoint import (
+    CheckpointError,
+    base_reference,
+    generator_state,
+    load_base,
+    restore,
+    rng_state,
+    save_checkpoint,
+    set_generator_state,
+    set_rng_state,
+    tensors_from_json,
+    tensors_to_json,
+)
+from trainer.config import TrainConfigError
+from trainer.generate import sample_responses
+from trainer.optim import lr_for, make_optimizer
+from trainer.posttrain import (
+    ExampleOrder,
+    PostTrainConf,
+    PostTrainDataError,
+    autocast,
+    config_dump,
+    data_sha256,
+    setup,
+)
+from trainer.reward import reward_function, reward_model_scorer
 
 
 # -- PPO math (pure tensor functions) ---------------------------------------------------------------------------------
@@ -58,7 +84,7 @@ def kl_rewards(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, scores: torch
     kl = (logprobs - ref_logprobs) * mask
     rewards = -kl_coef * kl
     last = (mask.sum(1).long() - 1).clamp(min=0)
-    rewards[torch.arange(rewards.size(0)), last] += scores.to(rewards.dtype)
+    rewards[torch.arange(rewards.size(0), device=rewards.device), last] += scores.to(rewards.dtype)
     return rewards * mask, kl
 
 
@@ -116,65 +142,6 @@ def ppo_losses(new_logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantage
 
 
 # -- rollouts ---------------------------------------------------------------------------------------------------------
-@torch.no_grad()
-def sample_responses(model, prompts: list[list[int]], max_new_tokens: int, temperature: float,
-                     generator: torch.Generator | None, stop_ids: tuple[int, ...], vocab_limit: int | None = None,
-                     top_k: int | None = None) -> list[list[int]]:
-    """Sampled responses for many prompts in one batch through the KV cache (temperature 0 = greedy).
-
-    Our attention takes no padding mask, so prompts of different lengths are not padded: every row starts at the
-    shortest prompt's length, and a row whose prompt is longer is fed its own next prompt token (teacher forcing)
-    until its prompt is used up, then its samples. Each row is thus one contiguous sequence, exactly what the
-    one-prompt generator would see, at the cost of (longest − shortest prompt) extra decode steps. A response
-    ends with the stop id it sampled (kept: stopping is an action the policy is trained on), or after
-    max_new_tokens, or at block_size.
-    """
-    from trainer.generate import filter_logits
-    from trainer.model import KVCache
-
-    if not prompts:
-        return []
-    if any(not p for p in prompts):
-        raise ValueError("a prompt must hold at least one token")
-    device = next(model.parameters()).device
-    B, block = len(prompts), model.cfg.block_size
-    lens = torch.tensor([len(p) for p in prompts], device=device)
-    if int(lens.max()) >= block:
-        raise ValueError(f"a prompt has {int(lens.max())} tokens; the model's block_size is {block}")
-    limits = torch.clamp(block - lens, max=max_new_tokens)  # new tokens each row may take
-    longest, shortest = int(lens.max()), int(lens.min())
-    forced = torch.zeros(B, longest, dtype=torch.long, device=device)
-    for b, p in enumerate(prompts):
-        forced[b, :len(p)] = torch.tensor(p, dtype=torch.long)
-    stops = torch.tensor(stop_ids, device=device)
-    cache = KVCache(model.cfg, B, device)
-    feed = forced[:, :shortest]
-    pos = shortest  # the position the next token fills
-    n_new = torch.zeros(B, dtype=torch.long, device=device)
-    done = limits <= 0
-    new = []
-    while not bool(done.all()):
-        logits = model(feed, cache=cache)[0][:, -1]
-        if vocab_limit is not None:
-            logits[:, vocab_limit:] = float("-inf")
-        if temperature <= 0:
-            nxt = logits.argmax(-1)
-        else:
-            probs = filter_logits(logits / temperature, top_k, None).softmax(-1)
-            nxt = torch.multinomial(probs, 1, generator=generator)[:, 0]
-        in_prompt = pos < lens
-        generating = ~in_prompt & ~done
-        new.append(torch.where(generating, nxt, -1))
-        n_new += generating.long()
-        done |= generating & (torch.isin(nxt, stops) | (n_new >= limits))
-        if pos < longest:
-            nxt = torch.where(in_prompt, forced[:, pos], nxt)
-        feed = nxt[:, None]
-        pos += 1
-    tokens = torch.stack(new, dim=1).tolist() if new else [[] for _ in prompts]
-    return [[t for t in row if t >= 0] for row in tokens]
-
-
 def pad_sequences(prompts: list[list[int]], responses: list[list[int]], pad_id: int
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Right-padded prompt+response ids (B, T), and the response in a left-aligned frame: `index` (B, R) points
@@ -258,50 +225,17 @@ class PolicyWithValue(nn.Module):
         self.policy, self.value_head = policy, value_head
 
 
-def _tensors_to_json(tensors: dict[str, torch.Tensor]) -> dict:
-    return {k: {"shape": list(v.shape), "float32": base64.b64encode(v.detach().cpu().float().contiguous().numpy()
-                                                                    .tobytes()).decode()} for k, v in tensors.items()}
-
-
-def _tensors_from_json(data: dict) -> dict[str, torch.Tensor]:
-    return {k: torch.frombuffer(bytearray(base64.b64decode(v["float32"])), dtype=torch.float32).reshape(v["shape"])
-            for k, v in data.items()}
-
-
-def train_ppo(conf, pconf: PPOConf, policy_path: str | Path, prompts: str | Path, out: str | Path,
+def train_ppo(conf: PostTrainConf, pconf: PPOConf, policy_path: str | Path, prompts: str | Path, out: str | Path,
               reward_model: str | Path | None = None, reward_fn: str | None = None, resume: bool = False,
               quiet: bool = False) -> dict:
     """PPO from a policy checkpoint against a reward model or a built-in reward function."""
-    from corpus.tokenize.tokenizer import PAD_ID
-    from trainer.chat import render_prompt
-    from trainer.checkpoint import CheckpointError, rng_state
-    from trainer.config import TrainConfigError
-    from trainer.evaluate import fit_prompt, load_prompts, reward_function, reward_model_scorer, stop_ids
-    from trainer.posttrain import (
-        ExampleOrder,
-        PostTrainDataError,
-        autocast,
-        base_reference,
-        config_dump,
-        data_sha256,
-        load_base,
-        lr_for,
-        make_optimizer,
-        restore_checkpoint,
-        save_posttrain_checkpoint,
-        setup,
-        start_checkpoint,
-        step_of,
-    )
-    from trainer.pretrain import Logger
-
     if (reward_model is None) == (reward_fn is None):
         raise TrainConfigError("give exactly one of a reward model (--reward-model) or a reward function (--reward-fn)")
     if conf.lora_rank:
         raise TrainConfigError("ppo trains the full policy; train.lora_rank must be 0")
     if conf.batch_size % pconf.num_minibatches:
         raise TrainConfigError(f"train.batch_size ({conf.batch_size}) must be divisible by ppo.num_minibatches "
-                         f"({pconf.num_minibatches})")
+                               f"({pconf.num_minibatches})")
     device = setup(conf)
     out = Path(out)
     policy, folder, sp = load_base(policy_path, device)
@@ -319,7 +253,7 @@ def train_ppo(conf, pconf: PPOConf, policy_path: str | Path, prompts: str | Path
     limit = min(pconf.max_prompt_len or policy.cfg.block_size, policy.cfg.block_size - pconf.max_new_tokens)
     if limit < 2:
         raise TrainConfigError(f"ppo.max_new_tokens {pconf.max_new_tokens} leaves no room for a prompt in block_size "
-                         f"{policy.cfg.block_size}")
+                               f"{policy.cfg.block_size}")
     fitted = [fit_prompt(render_prompt(m, sp), limit) for m in messages]
     prompt_ids = [ids for ids, _ in fitted]
     truncated = sum(t for _, t in fitted)
@@ -328,46 +262,42 @@ def train_ppo(conf, pconf: PPOConf, policy_path: str | Path, prompts: str | Path
     both = PolicyWithValue(policy, head)
     opt = make_optimizer(both, conf, device)
     order = ExampleOrder(len(prompt_ids), conf.seed)
-    gen = torch.Generator(device=device).manual_seed(conf.seed)  # sampling and minibatch order
+    # Sampling and minibatch order. On the model's device, because torch.multinomial on CUDA takes only a CUDA
+    # generator; the minibatch permutation is drawn on that device too (randperm's output must be where its
+    # generator is), so a CPU run's stream is what it always was.
+    gen = torch.Generator(device=device).manual_seed(conf.seed)
     sha = data_sha256(prompts)
 
-    start = start_checkpoint(out, resume)
-    out.mkdir(parents=True, exist_ok=True)
-    log = Logger(out, True, conf.tensorboard, -1 if start is None else step_of(start), quiet)
+    start, log = loop.start_run(out, resume, True, conf.tensorboard, quiet)
     step, tokens_seen = 0, 0
     if start is not None:
-        state = restore_checkpoint(start, policy, opt)
+        state = restore(start, policy, opt)
+        set_rng_state(state["rng"][0])
         if state.get("method") != "ppo" or state.get("data_sha256") != sha:
             raise CheckpointError(f"{start} is not a ppo checkpoint on the prompts {prompts}")
-        head.load_state_dict(_tensors_from_json(state["value_head"]))
-        gen.set_state(torch.frombuffer(bytearray(base64.b64decode(state["sampler"])), dtype=torch.uint8))
+        head.load_state_dict(tensors_from_json(state["value_head"]))
+        set_generator_state(gen, state["sampler"])
         order.load_state_dict(state["data"])
         step, tokens_seen = state["step"], state["tokens_seen"]
         log.print(f"resumed from {start} at step {step}")
     config = config_dump(conf, "ppo", pconf)
-    (out / "run_config.json").write_text(json.dumps(config, indent=1))
-    if not (out / "tokenizer.model").exists():
-        shutil.copyfile(tokenizer, out / "tokenizer.model")
+    loop.write_run_files(out, config, tokenizer)
     log.print(f"ppo: {len(prompt_ids)} prompts ({truncated} truncated), {conf.batch_size} per rollout batch, "
               f"{pconf.ppo_epochs} epochs × {pconf.num_minibatches} minibatches, scored by {scored_by}")
 
-    def checkpoint() -> None:
+    def checkpoint(step: int, tokens_seen: int) -> None:
         state = {"method": "ppo", "base": base_reference(folder), "lora": None, "data_sha256": sha,
                  "data": order.state_dict(), "tokens_seen": tokens_seen, "rng": [rng_state()], "config": config,
-                 "value_head": _tensors_to_json(head.state_dict()),
-                 "sampler": base64.b64encode(gen.get_state().numpy().tobytes()).decode(),
+                 "value_head": tensors_to_json(head.state_dict()), "sampler": generator_state(gen),
                  "scored_by": scored_by, "skipped": dict(skipped), "truncated": truncated}
-        path = save_posttrain_checkpoint(out, step, policy, opt, state, tokenizer, conf.keep_last)
+        path = save_checkpoint(out, step, policy, opt, state, tokenizer, conf.keep_last)
         log.print(f"step {step:>6} | checkpoint {path}")
 
-    rates: list[float] = []
-    record: dict = {}
     mb_size = conf.batch_size // pconf.num_minibatches
-    while step < conf.max_steps:
+
+    def ppo_step() -> tuple[dict[str, float], int]:
+        """One rollout batch, then ppo_epochs × num_minibatches optimizer updates on it."""
         t0 = time.perf_counter()
-        lr = lr_for(step, conf)
-        for group in opt.param_groups:
-            group["lr"] = lr
         # 1. rollout: sample, then score the batch as it was sampled (old log-probs, values, reference)
         batch_prompts = [prompt_ids[i] for i in order.next(conf.batch_size)]
         policy.eval()
@@ -387,13 +317,13 @@ def train_ppo(conf, pconf: PPOConf, policy_path: str | Path, prompts: str | Path
             rewards = masked_whiten(rewards, mask, shift_mean=False)
         advantages, returns = gae(rewards, old_values.float(), mask, pconf.gamma, pconf.lam)
         advantages = masked_whiten(advantages, mask)
-        t_rollout = time.perf_counter() - t0
+        t_rollout = time.perf_counter()
         # 2. PPO epochs over minibatches of the rollout batch
         policy.train()
         sums: dict[str, float] = {}
         n_updates = 0
         for _ in range(pconf.ppo_epochs):
-            perm = torch.randperm(conf.batch_size, generator=gen).tolist()
+            perm = torch.randperm(conf.batch_size, generator=gen, device=gen.device).tolist()
             for k in range(pconf.num_minibatches):
                 mb = torch.tensor(perm[k * mb_size:(k + 1) * mb_size], device=device)
                 with autocast(conf, device):
@@ -411,30 +341,22 @@ def train_ppo(conf, pconf: PPOConf, policy_path: str | Path, prompts: str | Path
                 for key, v in out_mb.items():
                     sums[key] = sums.get(key, 0.0) + float(v.detach())
                 n_updates += 1
-        step += 1
-        dt = time.perf_counter() - t0
         generated = int(mask.sum())
-        tokens_seen += generated
-        rate = generated / dt
-        if step > 1:
-            rates.append(rate)
-        record = {"kind": "train", "step": step, "reward": scores.mean().item(),
-                  "kl": kl.sum(1).mean().item(), "non_score_reward": (-pconf.kl_coef * kl).sum(1).mean().item(),
-                  **{k: v / n_updates for k, v in sums.items()},
-                  "response_tokens": generated / len(responses), "stopped": stopped.float().mean().item(),
-                  "lr": lr, "tokens": tokens_seen, "tokens_per_sec": rate, "rollout_s": t_rollout,
-                  "update_s": dt - t_rollout}
-        if not all(math.isfinite(record[k]) for k in ("loss", "kl", "reward")):
-            raise FloatingPointError(f"non-finite loss, kl or reward at step {step}; lower train.lr")
-        if step % conf.log_interval == 0 or step == conf.max_steps:
-            log.log(record)
-            log.print(f"step {step:>5}/{conf.max_steps} | reward {record['reward']:.3f} | kl {record['kl']:.4f} | "
-                      f"entropy {record['entropy']:.3f} | clipfrac {record['clipfrac']:.3f} | "
-                      f"vf_loss {record['vf_loss']:.4f} | len {record['response_tokens']:.1f} | "
-                      f"{rate:,.0f} gen tok/s")
-        if step % conf.ckpt_interval == 0 or step == conf.max_steps:
-            checkpoint()
-    log.close()
-    return {"step": step, "train": record, "tokens_seen": tokens_seen, "prompts": len(prompt_ids),
-            "tokens_per_sec": sum(rates) / len(rates) if rates else float("nan"), "out": str(out),
+        metrics = {"reward": scores.mean().item(), "kl": kl.sum(1).mean().item(),
+                   "non_score_reward": (-pconf.kl_coef * kl).sum(1).mean().item(),
+                   **{k: v / n_updates for k, v in sums.items()},
+                   "response_tokens": generated / len(responses), "stopped": stopped.float().mean().item(),
+                   "rollout_s": t_rollout - t0, "update_s": time.perf_counter() - t_rollout}
+        return metrics, generated
+
+    def describe(r: dict) -> str:
+        return (f"step {r['step']:>5}/{conf.max_steps} | reward {r['reward']:.3f} | kl {r['kl']:.4f} | "
+                f"entropy {r['entropy']:.3f} | clipfrac {r['clipfrac']:.3f} | vf_loss {r['vf_loss']:.4f} | "
+                f"len {r['response_tokens']:.1f} | {r['tokens_per_sec']:,.0f} gen tok/s")
+
+    task = loop.Task(opt, lambda s: lr_for(s, conf), ppo_step, checkpoint, describe=describe,
+                     finite=("loss", "kl", "reward"))
+    summary = loop.run(task, conf, log, step, tokens_seen)
+    return {"step": summary["step"], "train": summary["record"], "tokens_seen": summary["tokens_seen"],
+            "prompts": len(prompt_ids), "tokens_per_sec": summary["tokens_per_sec"], "out": str(out),
             "skipped": dict(skipped), "truncated": truncated}

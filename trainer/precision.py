@@ -16,6 +16,11 @@ import torch
 def native_bf16(device: torch.device) -> bool:
     if device.type == "cuda":  # pre-Ampere GPUs emulate bf16, which torch counts as support unless told not to
         return torch.cuda.is_bf16_supported(including_emulation=False)
+    # Not oneDNN's own _is_mkldnn_bf16_supported: it answers yes on any AVX512 core (measured: a Xeon with
+    # avx512f but neither avx512_bf16 nor AMX), where bf16 is converted in software.
+    cpu = torch.cpu
+    if hasattr(cpu, "_is_avx512_bf16_supported") and hasattr(cpu, "_is_amx_tile_supported"):
+        return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 

@@ -1,5 +1,8 @@
 """`trainer pretrain`: stream token shards into a GPT with AdamW, cosine lr, clipping, accumulation, autocast, DDP.
 
+The glue of one pretraining run, in the order nanoGPT's train.py reads: processes and device, data, model,
+optimizer, resume, then the step function handed to the one training loop (trainer/loop.py).
+
 Run folder layout: `run_config.json` (the config as run), `tokenizer.model`, `metrics.jsonl`, `tb/` (TensorBoard),
 `ckpt/step_NNNNNNN/` (see trainer/checkpoint.py). Under torchrun, rank 0 logs and writes checkpoints.
 """
@@ -7,163 +10,23 @@ Run folder layout: `run_config.json` (the config as run), `tokenizer.model`, `me
 from __future__ import annotations
 
 import contextlib
-import gc
-import json
 import math
-import os
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
 from corpus.tokenize.shards import TokenDataset, sha256_file
-from trainer.checkpoint import (
-    CheckpointError,
-    latest_checkpoint,
-    load_training_state,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
-from trainer.config import Config, TrainConf, TrainConfigError
+from trainer import loop
+from trainer.checkpoint import CheckpointError, restore, rng_state, save_checkpoint, set_rng_state
+from trainer.config import Config, TrainConfigError
 from trainer.data import ShardStream, check_tokenizer
+from trainer.distributed import Dist, pick_device, setup_distributed, wants_cuda
+from trainer.flops import peak_flops
 from trainer.model import GPT
+from trainer.optim import lr_at, make_optimizer
 from trainer.precision import autocast as precision_autocast
 from trainer.precision import resolve_dtype
-
-# bf16 dense peaks per GPU (TF32 is half of it); MFU needs some peak and these are the published figures.
-GPU_PEAK_BF16 = {"H100": 989e12, "A100": 312e12, "L40": 181e12, "L4": 121e12, "A10": 125e12, "4090": 165e12,
-                 "3090": 71e12, "V100": 125e12, "T4": 65e12}
-
-
-@dataclass
-class Dist:
-    rank: int = 0
-    local_rank: int = 0
-    world: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed(device_type: str) -> Dist:
-    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        return Dist()
-    d = Dist(int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", 0)), int(os.environ["WORLD_SIZE"]))
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
-    return d
-
-
-def shutdown_distributed(finished: bool = True) -> None:
-    """Tear the process group down while the interpreter is fully alive.
-
-    The DDP wrapper sits in reference cycles, so its reducer (and the gloo work objects holding tensors) would
-    otherwise outlive destroy_process_group and be freed during interpreter finalization, which can abort the
-    process ("terminate called without an active exception") after all work is saved. Collecting first frees them
-    while the group still exists; the closing barrier keeps one rank from closing its sockets while the other still
-    has a collective in flight. After a failure there is no barrier: the other ranks may never reach it.
-    """
-    if not dist.is_initialized():
-        return
-    gc.collect()
-    if finished:
-        dist.barrier()
-    dist.destroy_process_group()
-
-
-def pick_device(conf: TrainConf, d: Dist) -> torch.device:
-    if conf.device == "cuda" or (conf.device == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise TrainConfigError("train.device=cuda but no CUDA device is available")
-        torch.cuda.set_device(d.local_rank)
-        return torch.device("cuda", d.local_rank)
-    return torch.device("cpu")
-
-
-def lr_at(step: int, conf: TrainConf) -> float:
-    """Learning rate for the optimizer step taken after `step` completed steps: linear warmup, then cosine."""
-    decay = conf.lr_decay_steps or conf.max_steps
-    if step < conf.warmup_steps:
-        return conf.lr * (step + 1) / conf.warmup_steps
-    if step >= decay:
-        return conf.min_lr
-    ratio = (step - conf.warmup_steps) / max(1, decay - conf.warmup_steps)
-    return conf.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (conf.lr - conf.min_lr)
-
-
-def matmul_peak(dtype: torch.dtype, n: int = 1024, reps: int = 4) -> float:
-    """Best FLOP/s of an n×n CPU matmul on the current threads: the achievable peak of this CPU for that dtype."""
-    gen = torch.Generator().manual_seed(0)  # a private generator: the run's RNG stream must not move
-    a, b = (torch.randn(n, n, generator=gen).to(dtype) for _ in range(2))
-    a @ b  # first call pays for packing buffers and thread start-up
-    best = 0.0
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        a @ b
-        best = max(best, 2 * n**3 / (time.perf_counter() - t0))
-    return best
-
-
-def peak_flops(device: torch.device, conf: TrainConf, world: int, dtype: str) -> tuple[float, str]:
-    """Peak FLOP/s of the hardware this run uses, and where the figure comes from.
-
-    GPUs: datasheet dense bf16 (TF32 = half). CPUs publish no usable figure (clock and SIMD width vary by
-    SKU and VM), so the peak is measured with a matmul at start-up; MFU on CPU is relative to that.
-    """
-    if conf.peak_tflops:
-        return conf.peak_tflops * 1e12 * world, "train.peak_tflops"
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        peak = next((v for k, v in GPU_PEAK_BF16.items() if k in name), 312e12)
-        return (peak if dtype == "bfloat16" else peak / 2) * world, f"{name} datasheet"
-    per_process = matmul_peak(torch.bfloat16 if dtype == "bfloat16" else torch.float32)
-    return per_process * world, f"measured {dtype} matmul, {torch.get_num_threads()} thread(s) × {world}"
-
-
-class Logger:
-    """Console + metrics.jsonl + TensorBoard (when installed); a no-op off rank 0."""
-
-    def __init__(self, out: Path, enabled: bool, tensorboard: bool, resume_step: int, quiet: bool = False):
-        self.enabled, self.quiet, self.tb = enabled, quiet, None
-        if not enabled:
-            return
-        self.path = out / "metrics.jsonl"
-        if self.path.exists():
-            # Lines after the checkpoint belong to steps that will be redone: drop them so the log stays one run.
-            kept = [ln for ln in self.path.read_text().splitlines() if ln and json.loads(ln)["step"] <= resume_step]
-            self.path.write_text("".join(ln + "\n" for ln in kept))
-        self.file = open(self.path, "a")
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(out / "tb"))
-            except ImportError:
-                self.print("note: tensorboard is not installed; logging to console and metrics.jsonl only")
-
-    def print(self, msg: str) -> None:
-        if self.enabled and not self.quiet:
-            print(msg, flush=True)
-
-    def log(self, record: dict) -> None:
-        if not self.enabled:
-            return
-        self.file.write(json.dumps(record) + "\n")
-        self.file.flush()
-        if self.tb is not None:
-            for key, value in record.items():
-                if key not in ("step", "kind") and isinstance(value, int | float):
-                    self.tb.add_scalar(f"{record['kind']}/{key}", value, record["step"])
-
-    def close(self) -> None:
-        if self.enabled:
-            self.file.close()
-            if self.tb is not None:
-                self.tb.close()
 
 
 @torch.no_grad()
@@ -174,7 +37,7 @@ def evaluate(model, stream: ShardStream, batches: int, device, autocast, d: Dist
     for _ in range(batches):
         x, y = stream.next_batch(device)
         with autocast():
-            _, loss = model(x, y)
+            _, loss = model(x, y, return_logits=False)
         total += loss.double()
     if d.world > 1:
         dist.all_reduce(total)
@@ -185,10 +48,10 @@ def evaluate(model, stream: ShardStream, batches: int, device, autocast, d: Dist
 def pretrain(config: Config, data: str | Path, out: str | Path, resume: bool = False, quiet: bool = False) -> dict:
     conf = config.train
     out = Path(out)
-    device_type = "cuda" if conf.device == "cuda" or (conf.device == "auto" and torch.cuda.is_available()) else "cpu"
-    d = setup_distributed(device_type)
-    device = pick_device(conf, d)
+    d = setup_distributed("cuda" if wants_cuda(conf.device) else "cpu")
+    device = pick_device(conf.device, d.local_rank)
 
+    # data and the model's vocabulary
     ds = TokenDataset(data)
     tokenizer = check_tokenizer(ds)
     manifest_vocab = int(ds.manifest["tokenizer"]["vocab_size"])
@@ -198,21 +61,12 @@ def pretrain(config: Config, data: str | Path, out: str | Path, resume: bool = F
                                f"({manifest_vocab})")
     cfg = config.gpt_config(vocab)
 
-    start_ckpt = None
-    if out.exists() and latest_checkpoint(out) is not None:
-        if not resume:
-            raise CheckpointError(f"{out} already holds checkpoints: pass --resume to continue, or use a new --out")
-        start_ckpt = latest_checkpoint(out)
-    if d.main:
-        out.mkdir(parents=True, exist_ok=True)
-    # A fresh start (including --resume before any checkpoint was written) drops an earlier attempt's log lines.
-    log = Logger(out, d.main, conf.tensorboard, -1 if start_ckpt is None else _step_of(start_ckpt), quiet)
-    if resume and start_ckpt is None:
-        log.print(f"no checkpoint in {out}: starting from step 0")
+    start_ckpt, log = loop.start_run(out, resume, d.main, conf.tensorboard, quiet)
     dtype, warning = resolve_dtype(conf.dtype, device)
     if warning:
         log.print(warning)
 
+    # model and optimizer
     if conf.threads:
         torch.set_num_threads(conf.threads)
     torch.manual_seed(conf.seed + d.rank)
@@ -220,16 +74,17 @@ def pretrain(config: Config, data: str | Path, out: str | Path, resume: bool = F
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     model = GPT(cfg).to(device)
-    opt = model.configure_optimizer(conf.lr, conf.weight_decay, (conf.beta1, conf.beta2), device.type)
+    opt = make_optimizer(model, conf, device)
     stream_args = dict(block_size=cfg.block_size, batch_size=conf.batch_size, rank=d.rank, world_size=d.world,
                        verify_checksums=conf.verify_checksums, vocab_size=vocab)
     train = ShardStream(ds, "train", seed=conf.seed, shuffle=True, **stream_args)
     val = ShardStream(ds, "val", seed=conf.seed, shuffle=False, **stream_args) if ds.split("val") else None
     manifest_sha = sha256_file(ds.manifest_path)
 
+    # resume: weights, optimizer, data cursor and every rank's RNG states
     step, tokens_seen = 0, 0
     if start_ckpt is not None:
-        state = load_training_state(start_ckpt, model, opt)
+        state = restore(start_ckpt, model, opt)
         if state.get("manifest_sha256") != manifest_sha:
             raise CheckpointError(f"{start_ckpt} was trained on a different manifest than {ds.manifest_path}")
         step, tokens_seen = state["step"], state["tokens_seen"]
@@ -240,12 +95,9 @@ def pretrain(config: Config, data: str | Path, out: str | Path, resume: bool = F
         rngs = state["rng"]
         set_rng_state(rngs[d.rank] if d.rank < len(rngs) else rngs[0])  # more ranks than saved: rank 0's
         log.print(f"resumed from {start_ckpt} at step {step}")
-
     if d.main:
-        resolved = {**config.model_dump(), "resolved_model": cfg.to_dict(), "resolved_dtype": dtype}
-        (out / "run_config.json").write_text(json.dumps(resolved, indent=1))
-        if not (out / "tokenizer.model").exists():
-            (out / "tokenizer.model").write_bytes(tokenizer.read_bytes())
+        loop.write_run_files(out, {**config.model_dump(), "resolved_model": cfg.to_dict(), "resolved_dtype": dtype},
+                             tokenizer)
 
     raw = model
     if conf.compile:
@@ -258,21 +110,40 @@ def pretrain(config: Config, data: str | Path, out: str | Path, resume: bool = F
         return precision_autocast(dtype, device)
 
     tokens_per_step = conf.batch_size * cfg.block_size * conf.grad_accum * d.world
-    peak, peak_source = peak_flops(device, conf, d.world, dtype)
+    peak = peak_flops(device, conf, d.world, dtype)
     flops_per_token = raw.flops_per_token()
     log.print(f"model {raw.num_params() / 1e6:.2f}M params ({raw.num_params(True) / 1e6:.2f}M non-embedding), "
               f"vocab {vocab}, {tokens_per_step:,} tokens/step on {d.world}× {device.type} {dtype}; "
-              f"peak for MFU: {peak / 1e12:.2f} TFLOP/s ({peak_source})")
+              f"peak for MFU: {peak.describe()}")
 
-    def run_eval() -> float | None:
-        if val is None:
-            return None
-        loss = evaluate(model, val, conf.eval_batches, device, autocast, d)
-        log.log({"kind": "val", "step": step, "val_loss": loss})
-        log.print(f"step {step:>6} | val loss {loss:.4f}")
-        return loss
+    def rate_metrics(rate: float) -> dict[str, float]:
+        out = {"mfu": rate * flops_per_token / peak.value}
+        if peak.datasheet is not None and peak.measured is not None:  # a GPU: MFU against both figures
+            out["mfu_measured"] = rate * flops_per_token / peak.measured
+        return out
 
-    def checkpoint() -> None:
+    def train_step() -> tuple[dict[str, float], int]:
+        loss_sum = torch.zeros((), device=device)
+        for micro in range(conf.grad_accum):
+            x, y = train.next_batch(device)
+            # Only the last micro-step all-reduces gradients under DDP.
+            sync = micro == conf.grad_accum - 1 or d.world == 1
+            with (contextlib.nullcontext() if sync else model.no_sync()), autocast():
+                _, loss = model(x, y, return_logits=False)
+            (loss / conf.grad_accum).backward()
+            loss_sum += loss.detach()
+        grad_norm = torch.nn.utils.clip_grad_norm_(raw.parameters(), conf.grad_clip if conf.grad_clip > 0 else 1e30)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if d.world > 1:
+            dist.all_reduce(loss_sum)
+        loss_value = loss_sum.item() / (conf.grad_accum * d.world)  # .item() also waits for the device
+        return {"loss": loss_value, "grad_norm": float(grad_norm)}, tokens_per_step
+
+    def run_eval() -> dict[str, float]:
+        return {"val_loss": evaluate(model, val, conf.eval_batches, device, autocast, d)}
+
+    def checkpoint(step: int, tokens_seen: int) -> None:
         rngs = [rng_state()]
         if d.world > 1:  # every rank's generators, so dropout masks also resume exactly under DDP
             rngs = [None] * d.world
@@ -285,54 +156,19 @@ def pretrain(config: Config, data: str | Path, out: str | Path, resume: bool = F
         if d.world > 1:
             dist.barrier()
 
-    val_loss = run_eval() if step == 0 else None
+    def describe(r: dict) -> str:
+        return (f"step {r['step']:>6}/{conf.max_steps} | loss {r['loss']:.4f} | lr {r['lr']:.2e} | "
+                f"norm {r['grad_norm']:.2f} | {r['tokens_per_sec']:,.0f} tok/s | mfu {100 * r['mfu']:.2f}%"
+                + (f" ({100 * r['mfu_measured']:.2f}% of measured)" if "mfu_measured" in r else "")
+                + f" | {r['dt_ms']:.0f} ms")
+
     model.train()
-    rates: list[float] = []
-    loss_value = float("nan")
-    while step < conf.max_steps:
-        t0 = time.perf_counter()
-        lr = lr_at(step, conf)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        loss_sum = torch.zeros((), device=device)
-        for micro in range(conf.grad_accum):
-            x, y = train.next_batch(device)
-            # Only the last micro-step all-reduces gradients under DDP.
-            sync = micro == conf.grad_accum - 1 or d.world == 1
-            with (contextlib.nullcontext() if sync else model.no_sync()), autocast():
-                _, loss = model(x, y)
-            (loss / conf.grad_accum).backward()
-            loss_sum += loss.detach()
-        grad_norm = torch.nn.utils.clip_grad_norm_(raw.parameters(), conf.grad_clip if conf.grad_clip > 0 else 1e30)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if d.world > 1:
-            dist.all_reduce(loss_sum)
-        loss_value = loss_sum.item() / (conf.grad_accum * d.world)  # .item() also waits for the device
-        dt = time.perf_counter() - t0
-        step += 1
-        tokens_seen += tokens_per_step
-        if not math.isfinite(loss_value):
-            raise FloatingPointError(f"loss is {loss_value} at step {step}; lower train.lr or check the data")
-        rate = tokens_per_step / dt
-        if step > 1:  # the first step pays for allocation, compilation and page faults
-            rates.append(rate)
-        mfu = rate * flops_per_token / peak
-        if step % conf.log_interval == 0 or step == conf.max_steps:
-            log.log({"kind": "train", "step": step, "loss": loss_value, "lr": lr, "grad_norm": float(grad_norm),
-                     "tokens": tokens_seen, "tokens_per_sec": rate, "mfu": mfu, "dt_ms": dt * 1000})
-            log.print(f"step {step:>6}/{conf.max_steps} | loss {loss_value:.4f} | lr {lr:.2e} | "
-                      f"norm {float(grad_norm):.2f} | {rate:,.0f} tok/s | mfu {100 * mfu:.2f}% | {dt * 1000:.0f} ms")
-        if step % conf.eval_interval == 0 or step == conf.max_steps:
-            val_loss = run_eval()
-        if step % conf.ckpt_interval == 0 or step == conf.max_steps:
-            checkpoint()
-
-    log.close()
-    mean_rate = sum(rates) / len(rates) if rates else float("nan")
-    return {"step": step, "train_loss": loss_value, "val_loss": val_loss, "tokens_seen": tokens_seen,
-            "tokens_per_sec": mean_rate, "mfu": mean_rate * flops_per_token / peak, "out": str(out)}
-
-
-def _step_of(ckpt: Path) -> int:
-    return int(ckpt.name.split("_")[1])
+    task = loop.Task(opt, lambda s: lr_at(s, conf), train_step, checkpoint, run_eval if val is not None else None,
+                     describe, lambda s, m: f"step {s:>6} | val loss {m['val_loss']:.4f}",
+                     rate_metrics)
+    summary = loop.run(task, conf, log, step, tokens_seen)
+    mean_rate = summary["tokens_per_sec"]
+    return {"step": summary["step"], "train_loss": summary["train"].get("loss", float("nan")),
+            "val_loss": summary["val"]["val_loss"] if summary["val"] else None, "tokens_seen": summary["tokens_seen"],
+            "tokens_per_sec": mean_rate, **rate_metrics(mean_rate), "peak_flops": peak.value,
+            "peak_flops_measured": peak.measured, "out": str(out)}

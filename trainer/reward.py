@@ -1,4 +1,5 @@
-"""`trainer reward`: a reward model = our GPT trunk + a scalar head, trained with the Bradley–Terry loss.
+"""`trainer reward`: a reward model = our GPT trunk + a scalar head, trained with the Bradley–Terry loss; and the
+scorers (a reward model, or a built-in reward function) that PPO maximizes and `trainer eval` reports.
 
     loss = -logsigmoid(r(prompt, chosen) - r(prompt, rejected))      (mean over pairs)
 
@@ -10,68 +11,35 @@ Held-out pairs: a seeded permutation of the pairs, its last `val_fraction` (TRL'
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
-from trainer.chat import EncodedPair, encode_pair, load_preferences
-from trainer.checkpoint import CheckpointError
-from trainer.lora import apply_lora, merge_lora
-from trainer.model import GPT, GPTConfig
+from corpus.tokenize.shards import sha256_file
+from trainer.chat import EncodedPair, encode_pair, fit_prompt, load_preferences
+from trainer.checkpoint import CheckpointError, base_reference, load_base, load_reward_model
+from trainer.config import TrainConfigError
+from trainer.model import RewardModel, pad_right
 from trainer.posttrain import (
     Method,
     PostTrainConf,
     PostTrainDataError,
-    base_reference,
-    check_base,
     config_dump,
     data_sha256,
-    load_base,
-    load_full,
-    load_tokenizer_of,
-    load_trainable,
     lora_settings,
     maybe_lora,
-    pad_right,
-    read_state,
-    resolve_checkpoint,
-    run_loop,
+    run_method,
     setup,
+    split_indices,
 )
 
+PAIR_SPLIT_SALT = 7  # the held-out pairs of reward and DPO: the same pairs for both
 
-class RewardModel(nn.Module):
-    def __init__(self, cfg: GPTConfig, trunk: GPT | None = None):
-        super().__init__()
-        self.cfg = cfg
-        self.trunk = trunk if trunk is not None else GPT(cfg)
-        self.head = nn.Linear(cfg.d_model, 1, bias=False)  # a bias cancels in r_chosen - r_rejected
-        nn.init.normal_(self.head.weight, std=1.0 / (cfg.d_model + 1) ** 0.5)  # transformers' score-head init
-
-    @classmethod
-    def from_base(cls, base: GPT) -> RewardModel:
-        """A reward model whose trunk is `base` (its lm_head stays, tied and unused) and a fresh head."""
-        return cls(base.cfg, base).to(next(base.parameters()).device)
-
-    def forward(self, idx: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Rewards (B,) for right-padded sequences idx (B, T) of the given real lengths."""
-        h = self.trunk.hidden(idx)
-        last = h[torch.arange(idx.size(0), device=idx.device), lengths.to(idx.device) - 1]
-        return self.head(last).squeeze(-1).float()
-
-    @torch.no_grad()
-    def score(self, sequences: list[list[int]], batch_size: int = 16) -> torch.Tensor:
-        """Rewards for token sequences (render(prompt + reply) or render_prompt(p) + render_response(r))."""
-        device = next(self.parameters()).device
-        out = []
-        for i in range(0, len(sequences), batch_size):
-            chunk = sequences[i:i + batch_size]
-            out.append(self(pad_right(chunk).to(device), torch.tensor([len(s) for s in chunk])))
-        return torch.cat(out)
+# A scorer maps (prompts, responses) as token ids to one reward per pair: what PPO maximizes and eval reports.
+Scorer = Callable[[list[list[int]], list[list[int]]], torch.Tensor]
 
 
 def reward_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
@@ -79,25 +47,40 @@ def reward_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tenso
     return -F.logsigmoid(r_chosen - r_rejected).mean()
 
 
-def load_reward_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[RewardModel, Path, object]:
-    """A trained reward model from a `trainer reward` checkpoint or run folder: (model in eval mode, folder,
-    tokenizer). A LoRA checkpoint is rebuilt from its base and its adapters merged."""
-    folder = resolve_checkpoint(path)
-    state = read_state(folder)
-    if state.get("method") != "reward":
-        raise CheckpointError(f"{folder} is not a reward model checkpoint (method {state.get('method')!r})")
-    if state.get("lora"):
-        base, _, _ = load_base(check_base(state["base"], folder), device)
-        lora = state["lora"]
-        apply_lora(base, lora["rank"], lora["alpha"], lora["targets"], lora["dropout"])
-        model = RewardModel.from_base(base)
-        load_trainable(model, folder)
-        merge_lora(model.trunk)
-    else:
-        model = RewardModel(GPTConfig.from_dict(state["model"]))
-        load_full(model, folder)
-    model = model.to(device).eval()
-    return model, folder, load_tokenizer_of(folder, model.cfg.vocab_size)
+# -- scorers: rewards for PPO and eval ----------------------------------------------------------------------------
+def count_token_reward(sp, piece: str) -> Scorer:
+    """Reward = how many times `piece` occurs among the response tokens (a toy reward for tests and demos)."""
+    tid = sp.piece_to_id(piece)
+    if tid == sp.unk_id() or sp.id_to_piece(tid) != piece:
+        raise TrainConfigError(f"count_token: {piece!r} is not a piece of the tokenizer (pieces look like "
+                         f"{[sp.id_to_piece(i) for i in range(10, 16)]})")
+    return lambda prompts, responses: torch.tensor([float(sum(t == tid for t in r)) for r in responses])
+
+
+REWARD_FUNCTIONS = {"count_token": count_token_reward}
+
+
+def reward_function(name: str, sp) -> Scorer:
+    """A built-in reward by name: `count_token:<piece>`."""
+    kind, _, arg = name.partition(":")
+    if kind not in REWARD_FUNCTIONS or not arg:
+        raise TrainConfigError(f"unknown reward function {name!r}; built in: count_token:<piece>")
+    return REWARD_FUNCTIONS[kind](sp, arg)
+
+
+def reward_model_scorer(path: str | Path, tokenizer: Path, device) -> tuple[Scorer, Path]:
+    """Scores from a `trainer reward` checkpoint, which must share the policy's tokenizer."""
+    rm, folder, _ = load_reward_model(path, device)
+    rm.requires_grad_(False)
+    if sha256_file(folder / "tokenizer.model") != sha256_file(tokenizer):
+        raise CheckpointError(f"the reward model {folder} uses another tokenizer than the policy ({tokenizer})")
+    block = rm.cfg.block_size
+
+    def score(prompts: list[list[int]], responses: list[list[int]]) -> torch.Tensor:
+        seqs = [fit_prompt(p + r, block)[0] for p, r in zip(prompts, responses)]
+        return rm.score(seqs).cpu()
+
+    return score, folder
 
 
 # -- training ------------------------------------------------------------------------------------------------------
@@ -106,13 +89,6 @@ class RewardConf(BaseModel):
     max_len: int | None = Field(None, ge=4)  # prompt + response tokens; default the model's block_size
     max_prompt_len: int | None = Field(None, ge=2)  # default max_len // 2 (prompt keeps its last tokens)
     val_fraction: float = Field(0.1, ge=0, lt=1)
-
-
-def split_pairs(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """(train, val) indices: a seeded permutation, its last round(n·val_fraction) pairs held out."""
-    perm = np.random.default_rng([seed, 7]).permutation(n).tolist()
-    n_val = round(n * val_fraction)
-    return perm[:n - n_val], perm[n - n_val:]
 
 
 def pair_rewards(model: RewardModel, pairs: list[EncodedPair], device) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -133,7 +109,7 @@ def train_reward(conf: PostTrainConf, rconf: RewardConf, base: str | Path, data:
     encoded = [e for e in encoded if e.chosen != e.rejected]  # cut to the same tokens: nothing to prefer
     skipped["identical_after_truncation"] += len(pairs) - len(encoded)
     skipped = +skipped  # drop zero counts
-    train_idx, val_idx = split_pairs(len(encoded), rconf.val_fraction, conf.seed)
+    train_idx, val_idx = split_indices(len(encoded), rconf.val_fraction, conf.seed, PAIR_SPLIT_SALT)
     if not train_idx:
         raise PostTrainDataError(f"{data}: no usable preference pairs (skipped: {dict(skipped)})")
     gpt = maybe_lora(gpt, conf)
@@ -166,7 +142,7 @@ def train_reward(conf: PostTrainConf, rconf: RewardConf, base: str | Path, data:
     method = Method("reward", model, len(train_idx), loss, evaluate if val_idx else None,
                     {"base": base_reference(base_folder), "lora": lora_settings(conf), "data_sha256": sha,
                      "skipped": dict(skipped), "truncated": truncated}, check_resume)
-    summary = run_loop(method, conf, config_dump(conf, "reward", rconf), out, base_folder / "tokenizer.model",
-                       device, resume, quiet)
+    summary = run_method(method, conf, config_dump(conf, "reward", rconf), out, base_folder / "tokenizer.model",
+                         device, resume, quiet)
     return {**summary, "pairs": len(encoded), "train_pairs": len(train_idx), "val_pairs": len(val_idx),
             "skipped": dict(skipped), "truncated": truncated}

@@ -18,25 +18,23 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
 from trainer.chat import load_conversations, render, truncate
-from trainer.checkpoint import CheckpointError
+from trainer.checkpoint import CheckpointError, base_reference, load_base
 from trainer.posttrain import (
     Method,
     PostTrainConf,
     PostTrainDataError,
-    base_reference,
     config_dump,
     data_sha256,
     lm_batch,
-    load_base,
     lora_settings,
     maybe_lora,
-    run_loop,
+    run_method,
     setup,
+    split_indices,
 )
 
 
@@ -77,12 +75,6 @@ def pack_rows(rows: list[Row], max_len: int) -> list[Row]:
     return out
 
 
-def split(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    perm = np.random.default_rng([seed, 11]).permutation(n).tolist()
-    n_val = round(n * fraction)
-    return perm[:n - n_val], perm[n - n_val:]
-
-
 def train_sft(conf: PostTrainConf, sconf: SFTConf, base: str | Path, data: str | Path, out: str | Path,
               val_data: str | Path | None = None, resume: bool = False, quiet: bool = False) -> dict:
     device = setup(conf)
@@ -93,7 +85,7 @@ def train_sft(conf: PostTrainConf, sconf: SFTConf, base: str | Path, data: str |
         val_convs, val_skipped = load_conversations(val_data)
         skipped.update({f"val_{k}": v for k, v in val_skipped.items()})
     else:
-        train_i, val_i = split(len(convs), sconf.val_fraction, conf.seed)
+        train_i, val_i = split_indices(len(convs), sconf.val_fraction, conf.seed, salt=11)
         convs, val_convs = [convs[i] for i in train_i], [convs[i] for i in val_i]
     counts: Counter = Counter()
     rows = rows_from(convs, sp, max_len, counts)
@@ -108,7 +100,7 @@ def train_sft(conf: PostTrainConf, sconf: SFTConf, base: str | Path, data: str |
     def loss(indices: list[int]):
         batch = [rows[i] for i in indices]
         x, y = lm_batch(batch)
-        _, value = model(x.to(device), y.to(device))
+        _, value = model(x.to(device), y.to(device), return_logits=False)
         return value, {}, sum(len(ids) - 1 for ids, _ in batch)  # real input tokens, padding not counted
 
     def evaluate() -> dict[str, float]:
@@ -134,8 +126,8 @@ def train_sft(conf: PostTrainConf, sconf: SFTConf, base: str | Path, data: str |
     method = Method("sft", model, len(rows), loss, evaluate if val_rows else None,
                     {"base": base_reference(base_folder), "lora": lora_settings(conf), "data_sha256": sha,
                      "skipped": dict(skipped), "truncated": counts["truncated"]}, check_resume)
-    summary = run_loop(method, conf, config_dump(conf, "sft", sconf), out, base_folder / "tokenizer.model", device,
-                       resume, quiet)
+    summary = run_method(method, conf, config_dump(conf, "sft", sconf), out, base_folder / "tokenizer.model",
+                         device, resume, quiet)
     return {**summary, "rows": len(rows), "val_rows": len(val_rows), "conversations": len(convs),
             "skipped": dict(skipped), "truncated": counts["truncated"]}
 

@@ -12,7 +12,6 @@ The tokenizer is shipped to executors with SparkContext.addFile and loaded once 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import posixpath
 import tempfile
@@ -33,7 +32,7 @@ from corpus.spark.reader import read_parquet
 from corpus.steps.base import Step, config_hash, folder_fingerprint, run_root_of
 from corpus.steps.events import EventLog
 from corpus.tokenize.mixture import realized_shares, sampling_factors
-from corpus.tokenize.shards import encode_shard, manifest_base, shard_format
+from corpus.tokenize.shards import ShardCutter, manifest_base
 from corpus.tokenize.tokenizer import BOS_ID, train_tokenizer, worker_tokenizer
 
 HASH_SPACE = 1 << 62
@@ -86,41 +85,19 @@ def _write_partition(index: int, batches, model_name: str, out: str, shard_token
     """Encode this partition's documents in order and cut them into shards; yield one dict per shard."""
     sp = worker_tokenizer(SparkFiles.get(model_name))
     run = RunDir(out)
-    _, _, dtype = shard_format(vocab_size)
-    state: dict[str, dict] = {}
-
-    def flush(split: str):
-        st = state[split]
-        if not st["parts"]:
-            return None
-        tokens = np.concatenate(st["parts"])
-        name = f"{split}_{index:05d}_{st['n']:04d}.bin"
-        data = encode_shard(tokens, vocab_size)
-        run.write_bytes_atomic(data, name)
-        info = {"name": name, "split": split, "tokens": int(len(tokens)), "documents": st["docs"],
-                "sha256": hashlib.sha256(data).hexdigest(), "source_tokens": dict(sorted(st["sources"].items()))}
-        st.update(parts=[], size=0, docs=0, sources={}, n=st["n"] + 1)
-        return info
-
+    cutter = ShardCutter(index, shard_tokens, vocab_size, lambda name, data: run.write_bytes_atomic(data, name))
     for batch in batches:
         texts = batch.column("text").to_pylist()
         splits = batch.column("split").to_pylist()
         sources = batch.column("source").to_pylist()
         for doc_ids, split, source in zip(sp.encode(texts), splits, sources, strict=True):
-            st = state.setdefault(split, {"parts": [], "size": 0, "docs": 0, "sources": {}, "n": 0})
-            arr = np.empty(len(doc_ids) + 1, dtype=dtype)
+            arr = np.empty(len(doc_ids) + 1, dtype=cutter.dtype)
             arr[0] = BOS_ID
             arr[1:] = doc_ids
-            st["parts"].append(arr)
-            st["size"] += len(arr)
-            st["docs"] += 1
-            st["sources"][source] = st["sources"].get(source, 0) + len(arr)
-            if st["size"] >= shard_tokens:
-                yield flush(split)
-    for split in sorted(state):
-        info = flush(split)
-        if info:
-            yield info
+            info = cutter.add(split, arr, source)
+            if info:
+                yield info
+    yield from cutter.finish()
 
 
 def _write_arrow(batches, model_name: str, out: str, shard_tokens: int, vocab_size: int):

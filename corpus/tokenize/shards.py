@@ -1,4 +1,5 @@
-"""Token shards in llm.c's layout, and a validating memory-mapped reader.
+"""Token shards in llm.c's layout: the one routine that cuts documents into shards, and a validating
+memory-mapped reader.
 
 Header: 256 little-endian int32 — magic, version, token count, rest zero. Tokens follow as uint16
 (magic 20240520, version 1), or uint32 for vocabularies over 65,536 (magic 20240801, version 7).
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,53 @@ def encode_shard(tokens: np.ndarray, vocab_size: int) -> bytes:
     header = np.zeros(HEADER_INTS, dtype="<i4")
     header[:3] = (magic, version, len(tokens))
     return header.tobytes() + np.asarray(tokens, dtype=np.dtype(dtype).newbyteorder("<")).tobytes()
+
+
+class ShardCutter:
+    """Cuts a stream of documents into shards, per split, in arrival order: a shard closes as soon as it holds at
+    least `shard_tokens` tokens, and `finish` closes what is left. Shard n of a split is named
+    `{split}_{partition:05d}_{n:04d}.bin` and handed to `write(name, bytes)`; each cut returns the shard's manifest
+    entry (name, split, tokens, documents, sha256, and source_tokens when documents name a source).
+
+    The Spark tokenizer (one cutter per partition) and trainer.data.write_shards_from_texts both cut with it, so
+    small local data and real corpora are laid out alike.
+    """
+
+    def __init__(self, partition: int, shard_tokens: int, vocab_size: int, write: Callable[[str, bytes], None]):
+        self.partition, self.shard_tokens, self.vocab_size, self.write = partition, shard_tokens, vocab_size, write
+        self.dtype = shard_format(vocab_size)[2]
+        self._open: dict[str, dict] = {}
+
+    def add(self, split: str, tokens: Sequence[int] | np.ndarray, source: str | None = None) -> dict | None:
+        """Append one document's tokens (separator included, as they go to disk); the shard entry if one closed."""
+        st = self._open.setdefault(split, {"parts": [], "size": 0, "docs": 0, "sources": {}, "n": 0})
+        arr = np.asarray(tokens, dtype=self.dtype)
+        st["parts"].append(arr)
+        st["size"] += len(arr)
+        st["docs"] += 1
+        if source is not None:
+            st["sources"][source] = st["sources"].get(source, 0) + len(arr)
+        return self._cut(split) if st["size"] >= self.shard_tokens else None
+
+    def finish(self, split: str | None = None) -> list[dict]:
+        """Close the partly filled shard of `split` (of every split, in name order, when None)."""
+        splits = sorted(self._open) if split is None else [split]
+        return [info for info in map(self._cut, splits) if info is not None]
+
+    def _cut(self, split: str) -> dict | None:
+        st = self._open.get(split)
+        if not st or not st["parts"]:
+            return None
+        tokens = np.concatenate(st["parts"])
+        name = f"{split}_{self.partition:05d}_{st['n']:04d}.bin"
+        data = encode_shard(tokens, self.vocab_size)
+        self.write(name, data)
+        info = {"name": name, "split": split, "tokens": int(len(tokens)), "documents": st["docs"],
+                "sha256": hashlib.sha256(data).hexdigest()}
+        if st["sources"]:
+            info["source_tokens"] = dict(sorted(st["sources"].items()))
+        st.update(parts=[], size=0, docs=0, sources={}, n=st["n"] + 1)
+        return info
 
 
 def read_header(path: str | Path) -> tuple[int, int, int]:
