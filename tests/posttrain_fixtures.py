@@ -76,3 +76,24 @@ def tiny_base(tmp_path_factory, chat_tokenizer) -> TinyBase:
         torch.set_num_threads(threads)
     ckpt = latest_checkpoint(root / "run")
     return TinyBase(ckpt=ckpt, tokenizer=ckpt / "tokenizer.model", run_dir=root / "run")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory, tiny_base) -> TinyBase:
+    """`tiny_base`'s shape without QK-norm (so it maps onto transformers' Llama), pretrained 30 steps on its
+    shards; for the Hugging Face export/import and TRL-parity tests."""
+    from trainer.checkpoint import latest_checkpoint
+    from trainer.config import load_config
+    from trainer.pretrain import pretrain
+
+    root = tmp_path_factory.mktemp("tiny_llama")
+    threads = torch.get_num_threads()
+    try:
+        cfg = load_config(REPO / "conf" / "train" / "tiny.yaml",
+                          [*BASE_OVERRIDES, "model.qk_norm=false", "model.tie_embeddings=false", "train.max_steps=30",
+                           "train.eval_interval=30", "train.ckpt_interval=30"])
+        pretrain(cfg, tiny_base.run_dir.parent / "tokens", root / "run", quiet=True)
+    finally:
+        torch.set_num_threads(threads)
+    ckpt = latest_checkpoint(root / "run")
+    return TinyBase(ckpt=ckpt, tokenizer=ckpt / "tokenizer.model", run_dir=root / "run")

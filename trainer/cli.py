@@ -92,8 +92,14 @@ def generate(
 def export(
     ckpt: Annotated[Path, typer.Option("--ckpt", help="checkpoint folder or run folder (latest)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="folder for config.json + model.safetensors")],
+    format_: Annotated[str, typer.Option("--format", help="ours | hf (transformers Llama) | peft (LoRA adapter)")
+                       ] = "ours",
+    base_model: Annotated[str | None, typer.Option("--base-model", help="peft: the HF export of the base, recorded "
+                                                   "as base_model_name_or_path")] = None,
 ) -> None:
-    """Write a plain inference folder: config.json, model.safetensors, tokenizer.model."""
+    """Write a plain inference folder: config.json, model.safetensors, tokenizer.model (or an HF/PEFT folder)."""
+    if format_ != "ours":
+        return _export_hf(ckpt, out, format_, base_model)
     from trainer.checkpoint import export as run
 
     print(f"exported {run(ckpt, out)}")
@@ -276,6 +282,32 @@ def eval_(
     val = "" if r["val_loss"] is None else f", val loss {r['val_loss']:.4f}"
     print(f"mean reward {r['mean_reward']:.4f} over {r['n']} prompts{val} (scored by {r['scored_by']}); "
           f"report {out}")
+
+
+# -- Hugging Face interchange, chat and serving (trainer/hf.py, trainer/chat_session.py, trainer/serve.py) ----------
+def _export_hf(ckpt: Path, out: Path, format_: str, base_model: str | None) -> None:
+    from trainer.hf import export_hf, export_peft
+
+    if format_ == "hf":
+        print(f"exported {export_hf(ckpt, out)} (transformers: AutoModelForCausalLM.from_pretrained)")
+    elif format_ == "peft":
+        print(f"exported {export_peft(ckpt, out, base_model)} (peft: PeftModel.from_pretrained)")
+    else:
+        raise typer.BadParameter(f"--format must be ours, hf or peft, got {format_!r}")
+
+
+@app.command("import")
+def import_(
+    hf: Annotated[Path, typer.Option("--hf", help="transformers Llama (or Qwen3) folder: config.json + safetensors")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="our export folder, usable as --base / --ckpt")],
+    block_size: Annotated[int | None, typer.Option("--block-size", help="default max_position_embeddings")] = None,
+) -> None:
+    """Import a Hugging Face Llama checkpoint as our GPT (continue with `trainer sft --base OUT`, ...)."""
+    from trainer.hf import import_hf
+
+    if block_size is not None and block_size < 1:
+        raise typer.BadParameter("--block-size must be positive")
+    print(f"imported {import_hf(hf, out, block_size)}")
 
 
 def main(argv: list[str] | None = None) -> None:
