@@ -39,7 +39,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
 @app.command()
 def pretrain(
     config: Annotated[Path, typer.Option("--config", "-c", help="YAML under conf/train/")],
-    data: Annotated[Path, typer.Option("--data", help="token folder with manifest.json (e.g. RUN/tokens)")],
+    data: Annotated[str, typer.Option("--data", help="local token folder with manifest.json (e.g. RUN/tokens)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="run folder for checkpoints and logs")],
     resume: Annotated[bool, typer.Option("--resume", help="continue from the latest checkpoint in --out")] = False,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="override train.max_steps")] = None,
@@ -52,11 +52,19 @@ def pretrain(
     overrides = list(set_ or [])
     if max_steps is not None:
         overrides.append(f"train.max_steps={max_steps}")
+    if "://" in data and not data.startswith("file://"):
+        # Shards are memory-mapped (random access, no copy in RAM): an object store cannot be mapped.
+        from trainer.config import TrainConfigError
+
+        raise TrainConfigError(
+            f"--data {data}: the trainer memory-maps token shards and needs a local copy of the folder; copy it "
+            f"first, e.g. `aws s3 cp --recursive {data} runs/tokens` (or gsutil / hdfs dfs -get), then "
+            "--data runs/tokens")
     cfg = load_config(config, overrides)
     from trainer.distributed import shutdown_distributed
 
     try:
-        summary = run(cfg, data, out, resume=resume)
+        summary = run(cfg, Path(data.removeprefix("file://")), out, resume=resume)
     except BaseException:
         shutdown_distributed(finished=False)
         raise
