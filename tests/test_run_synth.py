@@ -15,13 +15,16 @@ from corpus.synth.crawl import write_synthetic_crawl
 from corpus.synth.dedup_eval import pairwise_scores
 
 
+OVERRIDES = ["tokenize.vocab_size=3000", "tokenize.val_fraction=0.05", "tokenize.shard_tokens=50000",
+             "tokenize.partitions=2"]
+
+
 @pytest.fixture(scope="module")
 def synth_run(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("synthrun")
     write_synthetic_crawl(root / "crawl", pages=400, seed=5, files=4)
     truth = [json.loads(line) for line in (root / "crawl" / "truth.jsonl").read_text().splitlines()]
-    conf = load_config(overrides=["tokenize.vocab_size=3000", "tokenize.val_fraction=0.05",
-                                  "tokenize.shard_tokens=50000", "tokenize.partitions=2"])
+    conf = load_config(overrides=OVERRIDES)
     summary = run_all(spark, [str(root / "crawl")], str(root / "run"), conf, log=lambda m: None)
     return root / "run", truth, summary
 
@@ -79,7 +82,8 @@ def test_tokens_and_rerun_skips_finished_steps(synth_run, spark):
     assert manifest["splits"]["train"]["tokens"] > 10_000 and summary["tokenize"]["tokens"]["train"] > 0
     before = (run / "tokens" / "manifest.json").read_bytes()
     logs = []
-    again = run_all(spark, [str(run.parent / "crawl")], str(run), load_config(), log=logs.append)
+    # The same input and config: every later step's fingerprint is current (a changed config would rerun them).
+    again = run_all(spark, [str(run.parent / "crawl")], str(run), load_config(overrides=OVERRIDES), log=logs.append)
     assert "step dedup: already complete, skipped" in logs and "step tokenize: already complete, skipped" in logs
     assert (run / "tokens" / "manifest.json").read_bytes() == before
     assert again["dedup"] == summary["dedup"]
