@@ -14,7 +14,6 @@ from corpus.steps.chain import run_all
 from corpus.synth.crawl import write_synthetic_crawl
 from corpus.synth.dedup_eval import pairwise_scores
 
-
 OVERRIDES = ["tokenize.vocab_size=3000", "tokenize.val_fraction=0.05", "tokenize.shard_tokens=50000",
              "tokenize.partitions=2"]
 

@@ -4,7 +4,10 @@
                      [--set train.lr=1e-3 ...]
     torchrun --nproc_per_node 2 -m trainer.cli pretrain ...          (DDP; gloo on CPU, nccl on CUDA)
     trainer generate --ckpt RUNS/x [--prompt TEXT] [--max-new-tokens N --temperature T --top-k K --top-p P]
-    trainer export --ckpt RUNS/x --out EXPORT_DIR
+    trainer export --ckpt RUNS/x --out EXPORT_DIR [--format hf | --format peft --base-model HF_DIR]
+    trainer import --hf HF_LLAMA_DIR --out EXPORT_DIR
+    trainer generate --ckpt RUNS/sft --chat --prompt "Hi"  |  trainer chat --ckpt RUNS/sft
+    trainer serve --ckpt RUNS/sft --host 127.0.0.1 --port 8000
     trainer sft --base RUNS/x --data alpaca.jsonl --out RUNS/sft [--pack] [--lora-rank 8] [--resume]
     trainer reward --base RUNS/sft --data hh.jsonl --out RUNS/rm [--val-fraction 0.1] [--lora-rank 8]
     trainer merge-lora --ckpt RUNS/sft --out EXPORT_DIR
@@ -85,14 +88,22 @@ def generate(
     top_p: Annotated[float | None, typer.Option("--top-p")] = None,
     seed: Annotated[int | None, typer.Option("--seed")] = None,
     device: Annotated[str, typer.Option("--device")] = "cpu",
+    chat: Annotated[bool, typer.Option("--chat", help="PROMPT is a user message; print the assistant's reply")
+                    ] = False,
+    system: Annotated[str | None, typer.Option("--system", help="--chat: a system message first")] = None,
 ) -> None:
-    """Continue PROMPT with the model, through the tokenizer stored with the checkpoint."""
+    """Continue PROMPT with the model, through the tokenizer stored with the checkpoint (--chat: reply to it
+    through the chat template)."""
     from trainer.generate import generate_text
 
     if max_new_tokens < 1:
         raise typer.BadParameter("--max-new-tokens must be at least 1")
     if top_p is not None and not 0 < top_p <= 1:
         raise typer.BadParameter("--top-p must be in (0, 1]")
+    if chat:
+        from trainer.chat_session import chat_text
+
+        return print(chat_text(ckpt, prompt, system, max_new_tokens, temperature, top_k, top_p, seed, device))
     print(generate_text(ckpt, prompt, max_new_tokens, temperature, top_k, top_p, seed, device))
 
 
@@ -316,6 +327,47 @@ def import_(
     if block_size is not None and block_size < 1:
         raise typer.BadParameter("--block-size must be positive")
     print(f"imported {import_hf(hf, out, block_size)}")
+
+
+@app.command("chat")
+def chat_(
+    ckpt: Annotated[Path, typer.Option("--ckpt", help="chat model: SFT/DPO/PPO checkpoint, run folder or export")],
+    system: Annotated[str | None, typer.Option("--system", help="a system message first")] = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 200,
+    temperature: Annotated[float, typer.Option("--temperature", help="0 = greedy")] = 0.8,
+    top_k: Annotated[int | None, typer.Option("--top-k")] = 200,
+    top_p: Annotated[float | None, typer.Option("--top-p")] = None,
+    seed: Annotated[int | None, typer.Option("--seed")] = None,
+    device: Annotated[str, typer.Option("--device")] = "cpu",
+) -> None:
+    """Interactive chat in the terminal: one user turn per line; /reset forgets, /exit or end of input quits."""
+    from trainer.chat_session import chat_loop, interactive_lines, load_chat_model
+
+    if max_new_tokens < 1:
+        raise typer.BadParameter("--max-new-tokens must be at least 1")
+    model, sp = load_chat_model(ckpt, device)
+    chat_loop(model, sp, interactive_lines(sys.stdin, sys.stdout), sys.stdout, system, max_new_tokens, temperature,
+              top_k, top_p, seed, interactive=sys.stdin.isatty())
+
+
+@app.command()
+def serve(
+    ckpt: Annotated[Path, typer.Option("--ckpt", help="checkpoint, run folder (latest) or export")],
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8000,
+    model_name: Annotated[str | None, typer.Option("--model-name", help="the `model` clients send (default: "
+                                                   "the folder's name)")] = None,
+    max_active: Annotated[int, typer.Option("--max-active", help="requests decoded together, round-robin")] = 8,
+    max_queue: Annotated[int, typer.Option("--max-queue", help="waiting requests before 429")] = 256,
+    threads: Annotated[int | None, typer.Option("--threads", help="torch CPU threads")] = None,
+    device: Annotated[str, typer.Option("--device")] = "cpu",
+) -> None:
+    """OpenAI-compatible server: /v1/completions, /v1/chat/completions (streaming), /health, /metrics."""
+    from trainer.serve import serve as run
+
+    if max_active < 1 or max_queue < 1 or not 0 <= port < 65536:
+        raise typer.BadParameter("--max-active and --max-queue must be positive, --port in [0, 65535]")
+    run(ckpt, host, port, model_name, max_active, max_queue, device, threads)
 
 
 def main(argv: list[str] | None = None) -> None:
