@@ -123,7 +123,7 @@ def test_non_utf8_payload_is_decoded_by_declared_charset():
 def test_expand_inputs_folders_globs_listings(tmp_path):
     crawls = shared_data("warc", "crawls")
     files = expand_inputs([str(crawls)])
-    assert len(files) == 4 and files == sorted(files)
+    assert len(files) == len(list(crawls.glob("*.warc.gz"))) >= 4 and files == sorted(files)
     assert expand_inputs([str(crawls / "sample-*.warc.gz")]) == [f for f in files if "sample-" in f]
     listing = tmp_path / "warc.paths.gz"
     with gzip.open(listing, "wt") as f:
