@@ -83,7 +83,8 @@ def _local_cores(label: str, what: str) -> int:
 def parse_benchmarks(text: str) -> Measured:
     build = _section(text, "Build")
     label, cells = _row(build, r"`corpus build`, Spark local\[\d+\] \(resiliparse", "the resiliparse build row")
-    pages = _search(r"bench/build\.py --pages (\d+)", build, "the build page count").group(1)
+    pages = _search(r"bench/build\.py (?:--synth-pages 0 )?--(?:html-)?pages (\d+)", build,
+                    "the build page count").group(1)
     gz_mb = _search(r"([\d.]+) MB gzipped", build, "the build input size").group(1)
     quality = _section(text, "Quality filters")
     doc_kb = _search(r"\(~([\d.]+) KB each\)", quality, "the real documents' mean size").group(1)

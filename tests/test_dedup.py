@@ -102,8 +102,8 @@ def test_exact_near_short_and_giant_cluster(spark, tmp_path):
     rows += [{"id": f"giant{j:04d}", "text": _edit(giant, rnd, 2)} for j in range(400)]
     rows += [{"id": "short1", "text": "four words only here"}, {"id": "short2", "text": "four words only here"},
              {"id": "short3", "text": "tiny"}]
-    stats = run_dedup(spark, _write_docs(tmp_path / "in", rows), str(tmp_path / "out"), DedupConf())
-    kept = {r["id"]: r for r in pq.read_table(tmp_path / "out" / "docs").to_pylist()}
+    stats = run_dedup(spark, _write_docs(tmp_path / "in", rows), str(tmp_path / "dedup"), DedupConf())
+    kept = {r["id"]: r for r in pq.read_table(tmp_path / "dedup" / "docs").to_pylist()}
     assert sorted(kept) == sorted([f"doc{i:02d}-a" for i in range(8)] + ["short1", "short3"])
     assert kept["doc00-a"]["cluster_size"] == 3 + 400  # the giant cluster joins doc00's
     assert all(kept[f"doc{i:02d}-a"]["cluster_size"] == 3 for i in range(1, 8))

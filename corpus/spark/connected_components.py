@@ -47,15 +47,20 @@ def _fingerprint(edges: DataFrame) -> tuple[int, int]:
     return int(row["n"]), int(row["h"] or 0)
 
 
-def connected_components(edges: DataFrame, max_iterations: int = 40, checkpoint: bool = True) -> DataFrame:
+def connected_components(edges: DataFrame, max_iterations: int = 40, checkpoint: bool = True,
+                         info: dict | None = None) -> DataFrame:
+    """(node, component) of every node with an edge; `info`, when given, receives `rounds` (large-star +
+    small-star pairs run, the last being the one that found the fixed point) for the stats and benchmarks."""
     current = edges.select("src", "dst").where(F.col("src") != F.col("dst")).distinct()
     previous = _fingerprint(current)
-    for _ in range(max_iterations):
+    for rounds in range(1, max_iterations + 1):
         current = small_star(large_star(current))
         # localCheckpoint also cuts the lineage each round, without a Hadoop checkpoint folder (object-store runs).
         current = current.checkpoint(eager=True) if checkpoint else current.localCheckpoint(eager=True)
         fingerprint = _fingerprint(current)
         if fingerprint == previous:
+            if info is not None:
+                info["rounds"] = rounds
             # A fixed point of both stars is a set of stars: every node points at its component's minimum.
             roots = current.select(F.col("dst").alias("node"), F.col("dst").alias("component")).distinct()
             leaves = current.select(F.col("src").alias("node"), F.col("dst").alias("component"))

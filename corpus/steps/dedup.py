@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -168,6 +169,13 @@ def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupC
     """Exact then near dedup of the documents under `input_path` into OUT/docs; returns the stats."""
     run = RunDir(out)
     run.makedirs("docs")
+    timing: dict[str, float] = {}  # seconds per phase (each ends at an eager action), for growth checks
+    clock = [time.perf_counter()]
+
+    def lap(phase: str) -> None:
+        now = time.perf_counter()
+        timing[phase] = round(now - clock[0], 2)
+        clock[0] = now
     reliable = _set_checkpoint_dir(spark, out, conf)
     docs = read_parquet(spark, input_path)
     n_in = docs.count()
@@ -193,24 +201,31 @@ def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupC
     else:
         unique = docs.withColumn("exact_copies", F.lit(1)).localCheckpoint(eager=True)
     n_unique = unique.count()
+    lap("read_and_exact")
 
     # 2-3. signatures → band buckets → star edges to each bucket's smallest id.
     params_json = json.dumps(conf.minhash.model_dump(), sort_keys=True)
     bands = unique.select("id", "text").mapInArrow(lambda it: band_rows(it, params_json), SIG_SCHEMA)
     bands = bands.localCheckpoint(eager=True)
+    lap("signatures")
     with_signature = bands.select("id").distinct().count()
-    bucket_min = bands.groupBy("band", "bucket").agg(F.min("id").alias("dst"))
+    buckets = bands.groupBy("band", "bucket").agg(F.min("id").alias("dst"), F.count(F.lit(1)).alias("size"))
+    largest_bucket = buckets.agg(F.max("size")).first()[0] or 0
+    bucket_min = buckets.select("band", "bucket", "dst")
     edges = (bands.join(bucket_min, ["band", "bucket"]).where(F.col("id") != F.col("dst"))
              .select(F.col("id").alias("src"), "dst").distinct())
     n_candidates = edges.count()
+    lap("buckets_and_edges")
 
     # 4. optional verification by true Jaccard.
     if conf.verify_threshold is not None and n_candidates:
         edges = _verify(edges, unique, conf).localCheckpoint(eager=True)
     n_edges = edges.count()
+    lap("verify")
 
     # 5. components → keeper per component.
-    components = (connected_components(edges, conf.max_iterations, checkpoint=reliable) if n_edges
+    cc_info = {"rounds": 0}
+    components = (connected_components(edges, conf.max_iterations, checkpoint=reliable, info=cc_info) if n_edges
                   else unique.sparkSession.createDataFrame([], "node string, component string"))
     labelled = (unique.join(components.withColumnRenamed("node", "id"), "id", "left")
                 .withColumn("component", F.coalesce("component", "id")))
@@ -219,6 +234,7 @@ def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupC
         F.sum("exact_copies").alias("cluster_size"))
     keep = per_component.select(F.col("order.id").alias("id"), F.col("order.id").alias("cluster_id"),
                                 "near_members", F.col("cluster_size").cast("long"))
+    lap("components")
     kept = labelled.join(keep, "id").drop("component", "content_hash", "exact_copies").localCheckpoint(eager=True)
     members = labelled.join(per_component.select("component", F.col("order.id").alias("duplicate_of")), "component")
     removed.append(_removed_rows(members.where(F.col("id") != F.col("duplicate_of")), "near_duplicate"))
@@ -234,6 +250,7 @@ def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupC
     ordered = all_removed.repartition(conf.output_partitions, "id").sortWithinPartitions(
         "id", "reason", *[c for c in ("file_path", "url") if c in all_removed.columns])
     n_removed = write_partitions(ordered, out, "removed")
+    lap("keepers_and_write")
 
     histogram = {str(r["cluster_size"]): r["n"] for r in
                  kept.groupBy("cluster_size").agg(F.count(F.lit(1)).alias("n")).orderBy("cluster_size").collect()}
@@ -249,11 +266,14 @@ def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupC
         "documents_too_short_for_minhash": n_unique - with_signature,
         "candidate_edges": n_candidates,
         "verified_edges": n_edges,
+        "largest_bucket": int(largest_bucket),  # members of the most shared (band, bucket): the skew to watch
+        "cc_rounds": cc_info["rounds"],
         "near_duplicate_clusters": near_clusters,
         "near_duplicates_removed": n_unique - n_kept,
         "documents_kept": n_kept,
         "text_bytes_kept": int(kept_totals["bytes"] or 0),  # UTF-8 bytes, for the report's byte funnel
         "cluster_size_histogram": histogram,
+        "timing": timing,
         "config": conf.model_dump(),
     }
     return stats
