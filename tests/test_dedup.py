@@ -149,6 +149,31 @@ def test_verification_only_removes_edges(spark, tmp_path, verify):
     assert stats["verified_edges"] <= stats["candidate_edges"]
 
 
+def test_giant_bucket_stays_linear(spark, tmp_path):
+    """A boilerplate page shared by thousands of documents: one LSH bucket per band holds all of them. Star edges
+    to the bucket's smallest id give members − 1 edges (not members² / 2), and the components converge at once."""
+    giant = 3_000
+    source = next(t for t in _real_texts() if len(t.split()) > 200)
+    boilerplate = " ".join(source.split(" ")[:250])  # a template-sized page keeps the test short
+    # Copies differ only in digits: distinct exact hashes, identical shingles (MinHash maps digits to 0), so every
+    # copy lands in the same bucket of every band — the worst case for a bucket.
+    rows = [{"id": f"page{j:05d}", "text": f"Listing {j} of {giant}. {boilerplate} Ref {j * 7919}."}
+            for j in range(giant)]
+    others = [t for t in _real_texts() if t != source]
+    rows += [{"id": f"real{i:02d}", "text": t} for i, t in enumerate(others)]
+    stats = run_dedup(spark, _write_docs(tmp_path / "in", rows), str(tmp_path / "dedup"), DedupConf())
+    assert stats["exact_duplicates_removed"] == 0
+    assert stats["largest_bucket"] == giant
+    assert stats["candidate_edges"] == giant - 1 and stats["verified_edges"] == giant - 1
+    assert stats["cc_rounds"] <= 3
+    kept = {r["id"]: r for r in pq.read_table(tmp_path / "dedup" / "docs").to_pylist()}
+    assert kept["page00000"]["cluster_size"] == giant
+    assert not any(k.startswith("page") and k != "page00000" for k in kept)
+    assert stats["near_duplicates_removed"] == giant - 1
+    removed = pq.read_table(tmp_path / "dedup" / "removed").to_pylist()
+    assert {r["duplicate_of"] for r in removed if r["reason"] == "near_duplicate"} == {"page00000"}
+
+
 def test_simplify_text_equals_datatrove():
     from datatrove.utils.text import simplify_text as reference
 
