@@ -164,7 +164,8 @@ def test_export_then_import_gives_identical_weights(tiny_base, tmp_path):
 
 def test_lora_adapter_in_peft_format_equals_our_merged_model(tiny_llama, tmp_path):
     peft = pytest.importorskip("peft")
-    from trainer.posttrain import load_base, load_method_config
+    from trainer.checkpoint import load_base
+    from trainer.posttrain import load_method_config
     from trainer.sft import SFTConf, train_sft
 
     conf, sconf = load_method_config(

@@ -285,8 +285,7 @@ def hf_tokenizer_config(sp_model: Path, block_size: int) -> dict:
 # -- export / import ------------------------------------------------------------------------------------------------
 def _load_policy(path: str | Path) -> tuple[GPT, Path]:
     """A GPT from a checkpoint, run folder or export; a LoRA checkpoint comes back merged."""
-    from trainer.checkpoint import load_for_inference
-    from trainer.posttrain import load_base, read_state, resolve_checkpoint
+    from trainer.checkpoint import load_base, load_for_inference, read_state, resolve_checkpoint
 
     folder = resolve_checkpoint(path)
     state = read_state(folder)
@@ -401,7 +400,7 @@ def peft_adapter(adapters: dict[str, torch.Tensor], cfg: GPTConfig) -> dict[str,
 def export_peft(path: str | Path, out: str | Path, base_model: str | None = None) -> Path:
     """adapter_config.json + adapter_model.safetensors of a LoRA checkpoint, for the HF export of its base
     (`trainer export --format hf --ckpt BASE`); `base_model` is recorded as base_model_name_or_path."""
-    from trainer.posttrain import read_state, resolve_checkpoint
+    from trainer.checkpoint import read_state, resolve_checkpoint
 
     folder = resolve_checkpoint(path)
     state = read_state(folder)

@@ -239,7 +239,7 @@ class GPT(nn.Module):
         x = self.hidden(idx, cache)
         if targets is None:
             return self.lm_head(x[:, -1:]).float(), None
-        if not return_logits:
+        if not return_logits and isinstance(self.lm_head, nn.Linear):  # a LoRA-wrapped head takes the plain path
             return None, linear_cross_entropy(x.reshape(-1, x.size(-1)), self.lm_head.weight, targets.reshape(-1))
         logits = self.lm_head(x).float()  # float: a bf16 softmax over the vocabulary loses precision
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
