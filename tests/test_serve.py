@@ -198,19 +198,17 @@ def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
                           env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}, timeout=300)
 
 
-@pytest.mark.xfail(strict=False, reason="failed once with the CLI on 2 torch threads and the expectation on 1 "
-                   "(sampling differs with the reduction order); OMP_NUM_THREADS=1 added since, not yet re-run")
 def test_chat_loop_reads_turns_from_stdin_and_generate_chat_replies(tiny_base, local):
     model, sp = local
     common = ["--ckpt", str(tiny_base.ckpt), "--temperature", "1", "--max-new-tokens", "12", "--seed", "5"]
     r = run_cli("chat", *common, stdin="Hello there.\nAnd then?\n/reset\nHello there.\n/exit\nnever read\n")
     assert r.returncode == 0, r.stderr
     gen = seeded(5)  # one generator for the whole session, as the loop has
-    first = chat_reply(model, sp, [Message("user", "Hello there.")], 12, generator=gen)
+    first = chat_reply(model, sp, [Message("user", "Hello there.")], 12, 1.0, generator=gen)  # --temperature 1
     second = chat_reply(model, sp, [Message("user", "Hello there."), Message("assistant", first),
-                                    Message("user", "And then?")], 12, generator=gen)
-    third = chat_reply(model, sp, [Message("user", "Hello there.")], 12, generator=gen)  # after /reset
-    assert first and second and third
+                                    Message("user", "And then?")], 12, 1.0, generator=gen)
+    third = chat_reply(model, sp, [Message("user", "Hello there.")], 12, 1.0, generator=gen)  # after /reset
+    assert first  # a tiny model may end a later reply at once (an empty reply is a valid sample)
     assert r.stdout == f"assistant> {first}\nassistant> {second}\n(conversation reset)\nassistant> {third}\n"
     r = run_cli("generate", "--chat", "--prompt", "Hello there.", *common)
     assert r.returncode == 0 and r.stdout == first + "\n"
