@@ -37,4 +37,9 @@ def write_partitions(df, out: str, folder: str) -> int:
         RunDir(out).write_table_atomic(table, folder, f"part-{part:05d}.parquet")
         yield pa.RecordBatch.from_pydict({"rows": [table.num_rows]}, schema=pa.schema([("rows", pa.int64())]))
 
-    return sum(r["rows"] for r in df.mapInArrow(write, "rows long").collect())
+    rows = sum(r["rows"] for r in df.mapInArrow(write, "rows long").collect())
+    if not any(name.endswith(".parquet") for name in run.list(folder)):
+        # An empty DataFrame may have no partition at all (adaptive execution coalesces empty shuffles): one
+        # empty part still carries the schema, so readers of an empty result find its columns.
+        run.write_table_atomic(schema.empty_table(), folder, "part-00000.parquet")
+    return rows
