@@ -78,16 +78,25 @@ def pretrain(
               f"{summary['tokens_per_sec']:,.0f} tok/s, mfu {100 * summary['mfu']:.2f}%")
 
 
+# The sampling options `generate` and `chat` share.
+MaxNewOpt = Annotated[int, typer.Option("--max-new-tokens")]
+TemperatureOpt = Annotated[float, typer.Option("--temperature", help="0 = greedy")]
+TopKOpt = Annotated[int | None, typer.Option("--top-k")]
+TopPOpt = Annotated[float | None, typer.Option("--top-p")]
+SeedOpt = Annotated[int | None, typer.Option("--seed")]
+DeviceOpt = Annotated[str, typer.Option("--device")]
+
+
 @app.command()
 def generate(
     ckpt: Annotated[Path, typer.Option("--ckpt", help="checkpoint folder, export folder, or run folder (latest)")],
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="text to continue")] = "",
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 200,
-    temperature: Annotated[float, typer.Option("--temperature", help="0 = greedy")] = 0.8,
-    top_k: Annotated[int | None, typer.Option("--top-k")] = 200,
-    top_p: Annotated[float | None, typer.Option("--top-p")] = None,
-    seed: Annotated[int | None, typer.Option("--seed")] = None,
-    device: Annotated[str, typer.Option("--device")] = "cpu",
+    max_new_tokens: MaxNewOpt = 200,
+    temperature: TemperatureOpt = 0.8,
+    top_k: TopKOpt = 200,
+    top_p: TopPOpt = None,
+    seed: SeedOpt = None,
+    device: DeviceOpt = "cpu",
     chat: Annotated[bool, typer.Option("--chat", help="PROMPT is a user message; print the assistant's reply")
                     ] = False,
     system: Annotated[str | None, typer.Option("--system", help="--chat: a system message first")] = None,
@@ -333,12 +342,12 @@ def import_(
 def chat_(
     ckpt: Annotated[Path, typer.Option("--ckpt", help="chat model: SFT/DPO/PPO checkpoint, run folder or export")],
     system: Annotated[str | None, typer.Option("--system", help="a system message first")] = None,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 200,
-    temperature: Annotated[float, typer.Option("--temperature", help="0 = greedy")] = 0.8,
-    top_k: Annotated[int | None, typer.Option("--top-k")] = 200,
-    top_p: Annotated[float | None, typer.Option("--top-p")] = None,
-    seed: Annotated[int | None, typer.Option("--seed")] = None,
-    device: Annotated[str, typer.Option("--device")] = "cpu",
+    max_new_tokens: MaxNewOpt = 200,
+    temperature: TemperatureOpt = 0.8,
+    top_k: TopKOpt = 200,
+    top_p: TopPOpt = None,
+    seed: SeedOpt = None,
+    device: DeviceOpt = "cpu",
 ) -> None:
     """Interactive chat in the terminal: one user turn per line; /reset forgets, /exit or end of input quits."""
     from trainer.chat_session import chat_loop, interactive_lines, load_chat_model
