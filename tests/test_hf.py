@@ -190,3 +190,44 @@ def test_lora_adapter_in_peft_format_equals_our_merged_model(tiny_llama, tmp_pat
         expected = full_logits(merged, ids)
     assert (got - expected).abs().max() < 1e-4
     assert (before - expected).abs().max() > 100 * (got - expected).abs().max()  # the adapter matters
+
+
+def test_pretrain_init_from_a_transformers_folder_continues_its_weights(tiny_base, tiny_llama, tmp_path):
+    """Continued pretraining: `--init-from` an HF export starts from its weights and architecture (the YAML's
+    model section, here QK-norm and tied embeddings, is not used), records where it came from, and refuses
+    shards of another tokenizer, a folder without one, and a resume that forgets the flag."""
+    from trainer.checkpoint import CheckpointError, latest_checkpoint
+    from trainer.config import TrainConfigError, load_config
+    from trainer.pretrain import pretrain
+
+    cli("export", "--format", "hf", "--ckpt", str(tiny_llama.ckpt), "--out", str(tmp_path / "hf"))
+    tokens = tiny_base.run_dir.parent / "tokens"
+
+    def cfg(steps: int):
+        return load_config(REPO / "conf" / "train" / "tiny.yaml",
+                           ["model.qk_norm=true", "model.tie_embeddings=true", "train.batch_size=4",
+                            f"train.max_steps={steps}", "train.warmup_steps=0", "train.lr=1e-12", "train.min_lr=0",
+                            "train.eval_interval=1", "train.eval_batches=1", "train.ckpt_interval=1",
+                            "train.threads=1", "train.tensorboard=false"])
+
+    summary = pretrain(cfg(1), tokens, tmp_path / "run", quiet=True, init_from=tmp_path / "hf")
+    start, _ = load_for_inference(tiny_llama.ckpt)
+    after, _ = load_for_inference(latest_checkpoint(tmp_path / "run"))
+    assert after.cfg == start.cfg  # Llama-shaped: no QK-norm, untied
+    a, b = start.state_dict(), after.state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)  # lr 1e-12: one step barely moves a weight
+    assert summary["val_loss"] < 6.0  # a fresh model's loss is about ln(1024) = 6.93
+    info = json.loads((tmp_path / "run" / "run_config.json").read_text())["init_from"]
+    assert info["format"] == "hf" and info["path"] == str((tmp_path / "hf").resolve())
+
+    with pytest.raises(CheckpointError, match="--init-from"):  # the resume rebuilds the YAML's model otherwise
+        pretrain(cfg(2), tokens, tmp_path / "run", resume=True, quiet=True)
+    pretrain(cfg(2), tokens, tmp_path / "run", resume=True, quiet=True, init_from=tmp_path / "hf")
+    assert latest_checkpoint(tmp_path / "run").name == "step_0000002"
+
+    (tmp_path / "hf" / "tokenizer.model").write_bytes(b"another tokenizer")
+    with pytest.raises(TrainConfigError, match="differs from the one the shards were encoded with"):
+        pretrain(cfg(1), tokens, tmp_path / "run2", quiet=True, init_from=tmp_path / "hf")
+    (tmp_path / "hf" / "tokenizer.model").unlink()
+    with pytest.raises(TrainConfigError, match="no tokenizer.model"):
+        pretrain(cfg(1), tokens, tmp_path / "run2", quiet=True, init_from=tmp_path / "hf")

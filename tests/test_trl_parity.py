@@ -35,8 +35,11 @@ N = 4  # examples per batch
 
 
 def trl_args(config_cls, tmp_path, **kw):
+    # bf16=False: TRL's configs default to bf16 mixed precision, and accelerate then wraps the *reference* model's
+    # forward in bf16 autocast while `compute_loss` called directly runs the policy in fp32. That alone moved the
+    # DPO loss by 8e-4 relative; parity is checked in fp32 on both sides.
     return config_cls(output_dir=str(tmp_path / "trl"), per_device_train_batch_size=N, report_to=[], use_cpu=True,
-                      save_strategy="no", logging_strategy="no", seed=0, **kw)
+                      save_strategy="no", logging_strategy="no", seed=0, bf16=False, **kw)
 
 
 def as_dicts(messages) -> list[dict]:
@@ -86,8 +89,6 @@ def hf_model(folder, cls=None, **kw):
     return cls.from_pretrained(folder, dtype=torch.float32, **kw)
 
 
-@pytest.mark.xfail(strict=True, reason="open: TRL 1.16's DPOTrainer loss is 0.7848 where ours is 0.7855 "
-                   "(8e-4 relative) on the same ids and completion masks; not yet explained")
 def test_dpo_loss_and_gradients_equal_trl(tiny_llama, exported, tmp_path):
     root, sp, tok = exported
     policy, _ = load_for_inference(tiny_llama.ckpt)

@@ -47,6 +47,9 @@ def pretrain(
     resume: Annotated[bool, typer.Option("--resume", help="continue from the latest checkpoint in --out")] = False,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="override train.max_steps")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override, e.g. train.lr=1e-3")] = None,
+    init_from: Annotated[Path | None, typer.Option(
+        "--init-from", help="start from these weights (ours, or a transformers Llama/Qwen3 folder); the shards "
+        "must use its tokenizer.model. Pass it again with --resume")] = None,
 ) -> None:
     """Train a GPT on the train split, evaluating on val; checkpoints go to OUT/ckpt/step_NNNNNNN/."""
     from trainer.config import load_config
@@ -67,7 +70,7 @@ def pretrain(
     from trainer.distributed import shutdown_distributed
 
     try:
-        summary = run(cfg, Path(data.removeprefix("file://")), out, resume=resume)
+        summary = run(cfg, Path(data.removeprefix("file://")), out, resume=resume, init_from=init_from)
     except BaseException:
         shutdown_distributed(finished=False)
         raise

@@ -27,6 +27,7 @@ from trainer.model import pad_right
 from trainer.posttrain import (
     Method,
     PostTrainDataError,
+    autocast,
     config_dump,
     data_sha256,
     lora_settings,
@@ -35,6 +36,7 @@ from trainer.posttrain import (
     setup,
     split_indices,
 )
+from trainer.precision import resolve_dtype
 from trainer.reward import PAIR_SPLIT_SALT
 
 
@@ -165,8 +167,15 @@ def train_dpo(conf, dconf: DPOConf, base: str | Path, data: str | Path, out: str
         out.mkdir(parents=True, exist_ok=True)
         key = {"data_sha256": sha, "ref": base_reference(ref_folder), "max_len": max_len,
                "max_prompt_len": dconf.max_prompt_len}
-        cached = cached_reference_logps(out / "ref_logps.safetensors", key,
-                                        lambda: reference_logps(ref_model, encoded, conf.batch_size, device))
+        # the key holds the precision too, and the reference runs under the policy's autocast: log-ratios of a
+        # bf16 policy against an fp32 reference are noise at step 0, where they should be exactly zero
+        key["dtype"] = str(resolve_dtype(conf.dtype, device)[0])
+
+        def compute():
+            with autocast(conf, device):
+                return reference_logps(ref_model, encoded, conf.batch_size, device)
+
+        cached = cached_reference_logps(out / "ref_logps.safetensors", key, compute)
         ref_model = None  # not needed any more: frees its memory for training
 
     def ref_of(indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:

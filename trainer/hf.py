@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from corpus.tokenize.shards import sha256_file
 from trainer.checkpoint import CheckpointError
 from trainer.model import GPT, GPTConfig
 
@@ -355,6 +356,42 @@ def import_hf(folder: str | Path, out: str | Path, block_size: int | None = None
     if (folder / "tokenizer.model").exists():
         shutil.copyfile(folder / "tokenizer.model", out / "tokenizer.model")
     return out
+
+
+def is_hf_folder(folder: Path) -> bool:
+    """A transformers model folder: its config.json names a `model_type` (ours never does)."""
+    try:
+        return "model_type" in json.loads((Path(folder) / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+
+
+def load_init(path: str | Path) -> tuple[GPT, Path | None, dict]:
+    """The starting weights of `trainer pretrain --init-from`: a transformers Llama/Qwen3 folder, or one of ours
+    (checkpoint, run folder, export). Returns (model, its tokenizer.model or None, provenance for run_config.json).
+    A LoRA checkpoint holds adapters only: merge it first (`trainer merge-lora`)."""
+    from trainer.checkpoint import load_for_inference, read_state, resolve_checkpoint, weights_sha256
+
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"--init-from {path}: no such folder")
+    if is_hf_folder(path):
+        model = load_hf(path)
+        folder, fmt = path, "hf"
+        weights = sorted(path.glob("*.safetensors"))
+        sha = ",".join(sha256_file(w) for w in weights)
+    else:
+        folder = resolve_checkpoint(path)
+        if read_state(folder).get("lora"):
+            raise CheckpointError(f"--init-from {folder}: a LoRA checkpoint holds adapters only; merge it first "
+                                  f"(`trainer merge-lora --ckpt {folder} --out MERGED`) and start from MERGED")
+        if read_state(folder).get("method") == "reward":
+            raise CheckpointError(f"--init-from {folder}: a reward model checkpoint is not a language model")
+        model, _ = load_for_inference(folder)
+        fmt, sha = "ours", weights_sha256(folder)
+    tokenizer = folder / "tokenizer.model"
+    return model, tokenizer if tokenizer.exists() else None, {"path": str(folder.resolve()), "format": fmt,
+                                                               "sha256": sha}
 
 
 # -- LoRA in PEFT's format ------------------------------------------------------------------------------------------

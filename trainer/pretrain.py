@@ -10,6 +10,7 @@ Run folder layout: `run_config.json` (the config as run), `tokenizer.model`, `me
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from pathlib import Path
 
@@ -18,15 +19,43 @@ import torch.distributed as dist
 
 from corpus.tokenize.shards import TokenDataset, sha256_file
 from trainer import loop
-from trainer.checkpoint import CheckpointError, restore, rng_state, save_checkpoint, set_rng_state
+from trainer.checkpoint import (
+    CheckpointError,
+    read_model_config,
+    restore,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from trainer.config import Config, TrainConfigError
 from trainer.data import ShardStream, check_tokenizer
 from trainer.distributed import Dist, pick_device, setup_distributed, wants_cuda
 from trainer.flops import peak_flops
+from trainer.hf import load_init
 from trainer.model import GPT
 from trainer.optim import lr_at, make_optimizer
 from trainer.precision import autocast as precision_autocast
 from trainer.precision import resolve_dtype
+
+
+def starting_model(init_from: str | Path, tokenizer: Path, manifest_vocab: int, config: Config):
+    """(model, its GPTConfig, provenance) of --init-from, after checking the shards were encoded with its
+    tokenizer: continued pretraining on ids of another vocabulary would train silently on garbage."""
+    init_model, init_tok, info = load_init(init_from)
+    if init_tok is None:
+        raise TrainConfigError(f"--init-from {init_from}: no tokenizer.model beside the weights, so the shards' "
+                               "tokenizer cannot be checked against the model's; put the model's sentencepiece "
+                               "tokenizer.model in that folder (and tokenize the corpus with it)")
+    if sha256_file(init_tok) != sha256_file(tokenizer):
+        raise TrainConfigError(f"--init-from {init_from}: its tokenizer.model differs from the one the shards were "
+                               f"encoded with ({tokenizer}); tokenize the corpus with the model's tokenizer "
+                               f"(corpus tokens --set tokenize.tokenizer={init_tok})")
+    if init_model.cfg.vocab_size < manifest_vocab:
+        raise TrainConfigError(f"--init-from {init_from}: its vocabulary ({init_model.cfg.vocab_size}) is smaller "
+                               f"than the shards' ({manifest_vocab})")
+    # the architecture is the checkpoint's; dropout is a training choice and stays the config's
+    cfg = dataclasses.replace(init_model.cfg, dropout=config.model.dropout)
+    return init_model, cfg, info
 
 
 @torch.no_grad()
@@ -45,7 +74,8 @@ def evaluate(model, stream: ShardStream, batches: int, device, autocast, d: Dist
     return (total / (batches * d.world)).item()
 
 
-def pretrain(config: Config, data: str | Path, out: str | Path, resume: bool = False, quiet: bool = False) -> dict:
+def pretrain(config: Config, data: str | Path, out: str | Path, resume: bool = False, quiet: bool = False,
+             init_from: str | Path | None = None) -> dict:
     conf = config.train
     out = Path(out)
     d = setup_distributed("cuda" if wants_cuda(conf.device) else "cpu")
@@ -60,6 +90,9 @@ def pretrain(config: Config, data: str | Path, out: str | Path, resume: bool = F
         raise TrainConfigError(f"model.vocab_size={vocab} is smaller than the tokenizer's vocabulary "
                                f"({manifest_vocab})")
     cfg = config.gpt_config(vocab)
+    init_model, init_info = None, None
+    if init_from is not None:
+        init_model, cfg, init_info = starting_model(init_from, tokenizer, manifest_vocab, config)
 
     start_ckpt, log = loop.start_run(out, resume, d.main, conf.tensorboard, quiet)
     dtype, warning = resolve_dtype(conf.dtype, device)
@@ -73,7 +106,13 @@ def pretrain(config: Config, data: str | Path, out: str | Path, resume: bool = F
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    model = GPT(cfg).to(device)
+    model = GPT(cfg)
+    if init_model is not None and start_ckpt is None:
+        model.load_state_dict(init_model.state_dict())
+        log.print(f"initialized from {init_info['path']} ({init_info['format']}): the config's model section "
+                  "is not used")
+    del init_model
+    model = model.to(device)
     opt = make_optimizer(model, conf, device)
     stream_args = dict(block_size=cfg.block_size, batch_size=conf.batch_size, rank=d.rank, world_size=d.world,
                        verify_checksums=conf.verify_checksums, vocab_size=vocab)
@@ -84,6 +123,10 @@ def pretrain(config: Config, data: str | Path, out: str | Path, resume: bool = F
     # resume: weights, optimizer, data cursor and every rank's RNG states
     step, tokens_seen = 0, 0
     if start_ckpt is not None:
+        if read_model_config(start_ckpt) != cfg:
+            hint = "" if init_from is not None else " (was the run started with --init-from? pass it again)"
+            raise CheckpointError(f"{start_ckpt} holds another model than this run would build: "
+                                  f"{read_model_config(start_ckpt)} vs {cfg}{hint}")
         state = restore(start_ckpt, model, opt)
         if state.get("manifest_sha256") != manifest_sha:
             raise CheckpointError(f"{start_ckpt} was trained on a different manifest than {ds.manifest_path}")
@@ -96,8 +139,8 @@ def pretrain(config: Config, data: str | Path, out: str | Path, resume: bool = F
         set_rng_state(rngs[d.rank] if d.rank < len(rngs) else rngs[0])  # more ranks than saved: rank 0's
         log.print(f"resumed from {start_ckpt} at step {step}")
     if d.main:
-        loop.write_run_files(out, {**config.model_dump(), "resolved_model": cfg.to_dict(), "resolved_dtype": dtype},
-                             tokenizer)
+        loop.write_run_files(out, {**config.model_dump(), "resolved_model": cfg.to_dict(), "resolved_dtype": dtype,
+                                   **({"init_from": init_info} if init_info else {})}, tokenizer)
 
     raw = model
     if conf.compile:
