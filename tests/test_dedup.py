@@ -181,6 +181,10 @@ def test_simplify_text_equals_datatrove():
 
     texts = _real_texts()[:10] + ["", "  ", "Café naïve façade — Ångström 1,234.5 Montag", "\u0301abc\u0301"]
     texts += ["x\u0300 ", " \u0300\u0301 "]
+    # every ASCII control character, digit runs with separators, tabs and newlines (the ASCII fast path), and
+    # Unicode spaces, Arabic-Indic digits and full-width punctuation (the general path)
+    texts += ["".join(map(chr, range(128))), "a\x0bb\x1cc\td\n\ne  ", "1,234.56 3..4 7,,8 0.5. ,9", "\t\n \x85\xa0",
+              "word\u3000word\u2028line\xa0nb", "١٢٣٫٤ ۱۲ ٣,٤", "ａｂｃ！ 【x】 «q» „d“", "MIXED Case ÀÉÎ 12:30"]
     for lang in ("de", "es", "fr", "ja", "ru", "zh"):
         texts += shared_data("multilingual", f"{lang}.txt").read_text().splitlines()[:200]
     for text in texts:

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import xxhash
-from datatrove.utils.text import TextNormConfig
-from datatrove.utils.text import simplify_text as _datatrove_simplify
+from datatrove.utils.text import NUMBERS_PATTERN as _NUMBERS
+from datatrove.utils.text import PUNCTUATION
 
 MERSENNE_PRIME = np.uint64((1 << 61) - 1)
 # Bound the (shingles × permutations) matrix per step: 65k × 112 × 8 B ≈ 60 MB.
@@ -51,9 +51,6 @@ def default_word_tokenizer() -> Callable[[str], list[str]]:
     return word_tokenize
 
 
-_NO_DIACRITICS = TextNormConfig(norm_unicode_diacritics=False)
-
-
 _NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
 
 
@@ -61,15 +58,29 @@ def _drop_marks(match: re.Match) -> str:
     return "".join(c for c in match.group(0) if unicodedata.category(c) != "Mn")
 
 
-def simplify_text(text: str) -> str:
-    """datatrove's `simplify_text` with its default config, character for character (tested), faster.
+# datatrove's punctuation table (a dict for `str.translate`, ~80 characters) as one regex character class, and
+# its ASCII part as a bytes table: both map the same characters to a space, 6× and ~30× faster.
+_PUNCT = re.compile("[" + re.escape(PUNCTUATION) + "]")
+_ASCII_PUNCT = bytes.maketrans(bytes(c for c in map(ord, PUNCTUATION) if c < 128),
+                               b" " * sum(ord(c) < 128 for c in PUNCTUATION))
 
-    datatrove strips diacritics with a per-character generator over the NFD form (`unicodedata.category` on
-    each character: a quarter of the MinHash time on English web text). Here ASCII text skips that step (it has
-    no marks) and other text applies datatrove's per-character test to its non-ASCII runs only (marks are never
-    ASCII), which on web text are a few curly quotes and dashes.
+
+def simplify_text(text: str) -> str:
+    r"""datatrove's `simplify_text` with its default config, character for character (tested), faster.
+
+    The steps and their order are datatrove's (lowercase, its own number pattern, punctuation to spaces,
+    whitespace runs to one space, diacritics); only their implementations differ. Its `str.translate` with a
+    dict and its `\s+` pass were 0.9 of the 1.1 ms it spent on a 6 KB web document. The whitespace pass is
+    `split()` + `join`: `re`'s `\s` and `str.split()` share one definition of whitespace (Py_UNICODE_ISSPACE).
+    Diacritics are stripped from the non-ASCII runs only (marks are never ASCII), not by a per-character
+    generator over the whole NFD form.
     """
-    text = _datatrove_simplify(text, _NO_DIACRITICS)
+    text = _NUMBERS.sub("0", text.lower())
+    if text.isascii():
+        text = text.encode("ascii").translate(_ASCII_PUNCT).decode("ascii")
+    else:
+        text = _PUNCT.sub(" ", text)
+    text = " ".join(text.split())
     if text.isascii():
         return text
     return _NON_ASCII_RUN.sub(_drop_marks, unicodedata.normalize("NFD", text)).strip()
@@ -81,7 +92,10 @@ def shingle_texts(text: str, n: int, tokenize: Callable[[str], list[str]]) -> li
 
 
 def shingle_hashes(text: str, n: int, tokenize: Callable[[str], list[str]]) -> np.ndarray:
-    return np.fromiter((xxhash.xxh64_intdigest(s) for s in shingle_texts(text, n, tokenize)), dtype=np.uint64)
+    """xxh64 of each word n-gram joined by spaces (datatrove's shingles); built with zip/map, not slices."""
+    words = tokenize(simplify_text(text))
+    grams = map(" ".join, zip(*(words[i:] for i in range(n))))
+    return np.fromiter(map(xxhash.xxh64_intdigest, grams), dtype=np.uint64, count=max(len(words) - n + 1, 0))
 
 
 class MinHasher:
@@ -123,8 +137,18 @@ class MinHasher:
         out[nonempty] = np.minimum.reduceat(self._permuted(flat), offsets, axis=0)
 
     def _permuted(self, h: np.ndarray) -> np.ndarray:
+        """(a·h + b) mod (2^61 − 1), with datatrove's uint64 wrap-around of a·h + b.
+
+        The modulo is a Mersenne fold, x mod p = (x & p) + (x >> 61), then p subtracted where the fold is ≥ p
+        (rare): in-place integer ops at ~60 % of numpy's uint64 `%`, the same values."""
         with np.errstate(over="ignore"):  # datatrove's a·h wraps around in uint64; so do we
-            return (h.reshape(-1, 1) * self.a + self.b) % MERSENNE_PRIME
+            x = h.reshape(-1, 1) * self.a
+            x += self.b
+        high = x >> np.uint64(61)
+        x &= MERSENNE_PRIME
+        x += high
+        np.subtract(x, MERSENNE_PRIME, out=x, where=x >= MERSENNE_PRIME)
+        return x
 
     def band_keys(self, sigs: np.ndarray) -> np.ndarray:
         """int64 [docs, num_bands]: a 64-bit xxhash of each band's rows (the LSH bucket key)."""
