@@ -77,21 +77,47 @@ def _keep_order(conf: DedupConf) -> list:
     return [F.struct(F.col("id").alias("k"), F.col("id")).alias("order")]
 
 
-def _verify(edges: DataFrame, docs: DataFrame, conf: DedupConf) -> DataFrame:
+def _spread(frame: DataFrame, materialized: bool = True) -> DataFrame:
+    """`frame` in at least two partitions per core before Python work on it. Adaptive execution coalesces a
+    small shuffle's output to ~64 MB partitions: 10,000 documents of 6 KB became one partition, so one core
+    computed every signature (37 s of a 97 s step on 2 cores) while the other idled. A checkpointed frame knows
+    its partitions; a plan's count is known only after its shuffles ran, so that one is always repartitioned."""
+    cores = frame.sparkSession.sparkContext.defaultParallelism
+    if materialized and frame.rdd.getNumPartitions() >= cores:
+        return frame
+    return frame.repartition(2 * cores)
+
+
+def verified_edges(batches: Iterator[pa.RecordBatch], params_json: str, threshold: float) -> Iterator[pa.RecordBatch]:
+    """Executor side: (src, dst, a, b) batches, sorted by dst → the (src, dst) pairs whose word n-gram sets have a
+    true Jaccard ≥ threshold. Edges are stars, so consecutive rows share their dst: its n-gram set is built once
+    per run of rows, not once per edge (a cluster of 5 copies: 5 sets instead of 8)."""
     from corpus.dedup.minhash import jaccard, ngram_set
 
-    n = conf.minhash.n_grams
+    hasher = _hasher(params_json)
+    n, tokenize = hasher.params.n_grams, hasher.tokenize
+    last_dst, dst_set = None, set()
+    for batch in batches:
+        src, dst = batch.column("src"), batch.column("dst")
+        keep = []
+        for d, a, b in zip(dst.to_pylist(), batch.column("a").to_pylist(), batch.column("b").to_pylist(),
+                           strict=True):
+            if d != last_dst:
+                last_dst, dst_set = d, ngram_set(b, n, tokenize)
+            keep.append(jaccard(ngram_set(a, n, tokenize), dst_set) >= threshold)
+        mask = pa.array(keep, pa.bool_())
+        yield pa.RecordBatch.from_arrays([src.filter(mask), dst.filter(mask)], names=["src", "dst"])
+
+
+def _verify(edges: DataFrame, docs: DataFrame, conf: DedupConf) -> DataFrame:
+    params_json = json.dumps(conf.minhash.model_dump(), sort_keys=True)
     threshold = conf.verify_threshold
-
-    def keep_edge(a: str, b: str) -> bool:
-        tokenize = _hasher(json.dumps(conf.minhash.model_dump(), sort_keys=True)).tokenize
-        return jaccard(ngram_set(a, n, tokenize), ngram_set(b, n, tokenize)) >= threshold
-
-    verify = F.udf(keep_edge, T.BooleanType())
     texts = docs.select("id", "text")
-    return (edges.join(texts.withColumnRenamed("id", "src").withColumnRenamed("text", "a"), "src")
-            .join(texts.withColumnRenamed("id", "dst").withColumnRenamed("text", "b"), "dst")
-            .where(verify("a", "b")).select("src", "dst"))
+    cores = docs.sparkSession.sparkContext.defaultParallelism
+    pairs = (edges.join(texts.withColumnRenamed("id", "src").withColumnRenamed("text", "a"), "src")
+             .join(texts.withColumnRenamed("id", "dst").withColumnRenamed("text", "b"), "dst")
+             .repartition(2 * cores, "dst").sortWithinPartitions("dst", "src"))
+    return pairs.mapInArrow(lambda it: verified_edges(it, params_json, threshold), "src string, dst string")
 
 
 REMOVED_COLUMNS = ["id", "url", "stage", "reason", "file_path", "chars", *QUALITY_METRIC_COLUMNS, "duplicate_of"]
@@ -165,8 +191,23 @@ def _set_checkpoint_dir(spark: SparkSession, out: str, conf: DedupConf) -> bool:
     return True
 
 
+# Below this many ids, a join that only filters documents by id broadcasts the ids instead of shuffling the text.
+BROADCAST_IDS = 2_000_000
+
+
+def _filter_ids(frame: DataFrame, ids: DataFrame, n_ids: int, how: str) -> DataFrame:
+    """`frame` semi- or anti-joined with a one-column frame of ids; small id sets are broadcast, so the text of
+    `frame` stays where it is."""
+    return frame.join(F.broadcast(ids) if n_ids <= BROADCAST_IDS else ids, "id", how)
+
+
 def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupConf) -> dict:
-    """Exact then near dedup of the documents under `input_path` into OUT/docs; returns the stats."""
+    """Exact then near dedup of the documents under `input_path` into OUT/docs; returns the stats.
+
+    The text is read once (a local checkpoint of the input) and moves only where it is needed: signatures are
+    computed where the documents lie, verification joins the text of the candidate pairs' documents only, and
+    the kept documents are joined with their cluster once, for the write. Everything in between (exact groups,
+    bucket edges, components, keepers, removed rows) runs on `meta`, the documents without their text."""
     run = RunDir(out)
     run.makedirs("docs")
     timing: dict[str, float] = {}  # seconds per phase (each ends at an eager action), for growth checks
@@ -177,7 +218,11 @@ def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupC
         timing[phase] = round(now - clock[0], 2)
         clock[0] = now
     reliable = _set_checkpoint_dir(spark, out, conf)
-    docs = read_parquet(spark, input_path)
+    normalized = F.trim(F.lower(F.regexp_replace("text", r"(?U)\s+", " ")))
+    # The one read of the input: read_parquet goes through Python (pyarrow) and prunes no column, so every other
+    # use of a lazy frame would read and convert the whole input again.
+    docs = read_parquet(spark, input_path).withColumn("content_hash", F.xxhash64(normalized)).localCheckpoint(
+        eager=True)
     n_in = docs.count()
     removed: list[DataFrame] = []
 
@@ -185,27 +230,33 @@ def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupC
     docs, id_removed = _first_row_per_id(docs)
     if id_removed is not None:
         removed.append(id_removed)
+        docs = docs.localCheckpoint(eager=True)
     n_ids = docs.count() if id_removed is not None else n_in
 
-    # 1. exact duplicates: keep one document per normalized-text hash.
     order = _keep_order(conf)
-    normalized = F.trim(F.lower(F.regexp_replace("text", r"(?U)\s+", " ")))
-    docs = docs.withColumn("content_hash", F.xxhash64(normalized))
+    meta = docs.select(*[c for c in docs.columns if c != "text"], *order,
+                       F.octet_length("text").alias("text_bytes"))
+
+    # 1. exact duplicates: keep one document per normalized-text hash.
     if conf.exact:
-        groups = docs.select("content_hash", *order).groupBy("content_hash").agg(
-            F.min("order").alias("order"), F.count(F.lit(1)).alias("exact_copies"))
-        keepers = groups.select(F.col("order.id").alias("id"), "exact_copies")
-        unique = docs.join(keepers, "id").localCheckpoint(eager=True)
-        copies = docs.join(groups.select("content_hash", F.col("order.id").alias("duplicate_of")), "content_hash")
-        removed.append(_removed_rows(copies.where(F.col("id") != F.col("duplicate_of")), "exact_duplicate"))
+        groups = meta.groupBy("content_hash").agg(F.min("order").alias("order"),
+                                                  F.count(F.lit(1)).alias("exact_copies")).localCheckpoint(eager=True)
+        copies = (meta.join(groups.select("content_hash", F.col("order.id").alias("duplicate_of")), "content_hash")
+                  .where(F.col("id") != F.col("duplicate_of")))
+        removed.append(_removed_rows(copies, "exact_duplicate"))
+        unique_meta = meta.join(groups.select(F.col("order.id").alias("id"), "exact_copies"), "id")
     else:
-        unique = docs.withColumn("exact_copies", F.lit(1)).localCheckpoint(eager=True)
-    n_unique = unique.count()
+        unique_meta = meta.withColumn("exact_copies", F.lit(1))
+    unique_meta = unique_meta.localCheckpoint(eager=True)
+    n_unique = unique_meta.count()
+    n_copies = n_ids - n_unique
+    unique = (docs if n_copies == 0 else
+              _filter_ids(docs, copies.select("id"), n_copies, "left_anti")).select("id", "text")
     lap("read_and_exact")
 
     # 2-3. signatures → band buckets → star edges to each bucket's smallest id.
     params_json = json.dumps(conf.minhash.model_dump(), sort_keys=True)
-    bands = unique.select("id", "text").mapInArrow(lambda it: band_rows(it, params_json), SIG_SCHEMA)
+    bands = _spread(unique, materialized=n_copies == 0).mapInArrow(lambda it: band_rows(it, params_json), SIG_SCHEMA)
     bands = bands.localCheckpoint(eager=True)
     lap("signatures")
     with_signature = bands.select("id").distinct().count()
@@ -213,35 +264,43 @@ def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupC
     largest_bucket = buckets.agg(F.max("size")).first()[0] or 0
     bucket_min = buckets.select("band", "bucket", "dst")
     edges = (bands.join(bucket_min, ["band", "bucket"]).where(F.col("id") != F.col("dst"))
-             .select(F.col("id").alias("src"), "dst").distinct())
+             .select(F.col("id").alias("src"), "dst").distinct()).localCheckpoint(eager=True)
     n_candidates = edges.count()
     lap("buckets_and_edges")
 
-    # 4. optional verification by true Jaccard.
+    # 4. optional verification by true Jaccard, on the text of the documents that are in a candidate pair only.
     if conf.verify_threshold is not None and n_candidates:
-        edges = _verify(edges, unique, conf).localCheckpoint(eager=True)
+        ends = edges.select(F.col("src").alias("id")).union(edges.select(F.col("dst").alias("id"))).distinct()
+        n_ends = ends.count()
+        edges = _verify(edges, _filter_ids(unique, ends, n_ends, "left_semi"), conf).localCheckpoint(eager=True)
     n_edges = edges.count()
     lap("verify")
 
-    # 5. components → keeper per component.
+    # 5. components → keeper per component, all without the text.
     cc_info = {"rounds": 0}
     components = (connected_components(edges, conf.max_iterations, checkpoint=reliable, info=cc_info) if n_edges
                   else unique.sparkSession.createDataFrame([], "node string, component string"))
-    labelled = (unique.join(components.withColumnRenamed("node", "id"), "id", "left")
+    labelled = (unique_meta.join(components.withColumnRenamed("node", "id"), "id", "left")
                 .withColumn("component", F.coalesce("component", "id")))
-    per_component = labelled.select("component", *order, "exact_copies").groupBy("component").agg(
+    per_component = labelled.select("component", "order", "exact_copies").groupBy("component").agg(
         F.min("order").alias("order"), F.count(F.lit(1)).alias("near_members"),
         F.sum("exact_copies").alias("cluster_size"))
     keep = per_component.select(F.col("order.id").alias("id"), F.col("order.id").alias("cluster_id"),
                                 "near_members", F.col("cluster_size").cast("long"))
-    lap("components")
-    kept = labelled.join(keep, "id").drop("component", "content_hash", "exact_copies").localCheckpoint(eager=True)
     members = labelled.join(per_component.select("component", F.col("order.id").alias("duplicate_of")), "component")
-    removed.append(_removed_rows(members.where(F.col("id") != F.col("duplicate_of")), "near_duplicate"))
+    kept_meta = labelled.join(keep, "id").select("id", "cluster_id", "cluster_size", "near_members",
+                                                 "text_bytes").localCheckpoint(eager=True)
+    lap("components")
 
+    removed.append(_removed_rows(members.where(F.col("id") != F.col("duplicate_of")), "near_duplicate"))
     columns = [c for c in docs.columns if c != "content_hash"] + ["cluster_id", "cluster_size"]
-    write_partitions(kept.select(*columns).repartition(conf.output_partitions, "id").sortWithinPartitions("id"),
-                     out, "docs")
+    # Both sides explicitly hash-partitioned by id into the output's partitions: the join then needs no other
+    # shuffle, and adaptive execution cannot coalesce it (it did, into one part, when the join's own shuffle fed
+    # the write), so each kept document lands in the part `repartition(P, "id")` assigns, as before.
+    parts = conf.output_partitions
+    kept = docs.repartition(parts, "id").join(
+        kept_meta.select("id", "cluster_id", "cluster_size").repartition(parts, "id"), "id")
+    write_partitions(kept.select(*columns).repartition(parts, "id").sortWithinPartitions("id"), out, "docs")
 
     # Every document that is not kept is in RUN/dedup/removed with its reason and the id it duplicates.
     all_removed = removed[0]
@@ -253,10 +312,10 @@ def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupC
     lap("keepers_and_write")
 
     histogram = {str(r["cluster_size"]): r["n"] for r in
-                 kept.groupBy("cluster_size").agg(F.count(F.lit(1)).alias("n")).orderBy("cluster_size").collect()}
-    kept_totals = kept.agg(F.count(F.lit(1)).alias("n"), F.sum(F.octet_length("text")).alias("bytes")).first()
+                 kept_meta.groupBy("cluster_size").agg(F.count(F.lit(1)).alias("n")).orderBy("cluster_size").collect()}
+    kept_totals = kept_meta.agg(F.count(F.lit(1)).alias("n"), F.sum("text_bytes").alias("bytes")).first()
     n_kept = kept_totals["n"]
-    near_clusters = kept.where(F.col("near_members") > 1).count()
+    near_clusters = kept_meta.where(F.col("near_members") > 1).count()
     stats = {
         "documents_in": n_in,
         "duplicate_ids_removed": n_in - n_ids,
