@@ -965,14 +965,14 @@ def _sniff_charset(data: bytes) -> str | None:
     return m.group(1).decode("ascii").lower() if m else None
 
 
-def _real_pages(folder: Path, pages: int, seed: int) -> list[_Page]:
+def _real_pages(folder: Path, pages: int, seed: int) -> Iterator[_Page]:
+    """The real pages and their variants, streamed: a 100,000-page crawl of 140 KB pages held as a list took 14 GB."""
     sources = _real_sources(folder)
     if not sources:
         raise ValueError(f"no *.html or *.html.gz files in {folder}")
-    out: list[_Page] = []
     fk = Faker("en_US")
-    cycle = 0
-    while len(out) < pages:
+    cycle, produced = 0, 0
+    while True:
         for n, (stem, data, url, article) in enumerate(sources):
             rng = random.Random(_derive(seed, "real", cycle, n))
             fk.seed_instance(_derive(seed, "real-faker", cycle, n))
@@ -996,11 +996,12 @@ def _real_pages(folder: Path, pages: int, seed: int) -> list[_Page]:
                 batch.append(_Page(url=vurl, kind="real_html", body=_edit_real_html(data, rng),
                                    content_type=ctype, payload_type="text/html", cluster=cluster,
                                    expected=None, language=None, article=None, charset=charset))
-            out.extend(batch)
-            if len(out) >= pages:
-                return out[:pages]
+            for page in batch:
+                if produced == pages:
+                    return
+                produced += 1
+                yield page
         cycle += 1
-    return out[:pages]
 
 
 def _synthetic_pages(pages: int, seed: int) -> Iterator[_Page]:
@@ -1032,7 +1033,7 @@ def write_synthetic_crawl(out_dir: Path, pages: int = 200, seed: int = 0, files:
     counts: Counter[str] = Counter()
     try:
         if from_html is not None:
-            page_iter: Iterator[_Page] = iter(_real_pages(Path(from_html), pages, seed))
+            page_iter: Iterator[_Page] = _real_pages(Path(from_html), pages, seed)
         else:
             page_iter = _synthetic_pages(pages, seed)
         with truth_path.open("w", encoding="utf-8") as truth:
