@@ -179,7 +179,7 @@ def render(m: Measured, build_keep: float | None = None) -> str:
         "| survival and sizes used | value |",
         "| --- | ---: |",
         f"| build keep ratio ({keep_src}) | {f['keep_build']:.3f} |",
-        f"| dedup keep ratio (measured, synthetic planted clusters) | {f['keep_dedup']:.3f} |",
+        f"| dedup keep ratio (measured, planted clusters of real paragraphs) | {f['keep_dedup']:.3f} |",
         f"| PII keep ratio (assumed) | {PII_KEEP:.3f} |",
         f"| mean document size (measured, real CC documents) | {m.doc_kb} KB |",
         f"| characters per token (measured, tokenize benchmark) | {f['chars_per_token']:.2f} |",
