@@ -15,7 +15,6 @@ sets are Arrow arrays (about 50 bytes per document), the only memory that grows 
 
 from __future__ import annotations
 
-import json
 import posixpath
 from collections import Counter
 from html import escape
@@ -37,7 +36,7 @@ from corpus.report.data import (
     top_items,
     url_hosts,
 )
-from corpus.report.page import CSS, fmt_value, pct, sample_html, table
+from corpus.report.page import CSS, fmt_value, pct, sample_html, table, write_page
 from corpus.report.samples import Sampler, fetch_rows
 
 KEPT_LEVELS = ("pii/docs", "dedup/docs", "docs")
@@ -306,10 +305,5 @@ def _img(uri: str, alt: str) -> str:
 def write_diff(a_uri: str, b_uri: str, out: str = "diff.html") -> dict:
     """Write OUT and the comparison's JSON beside it (OUT with .json); return the comparison."""
     d = collect_diff(a_uri, b_uri)
-    folder, name = posixpath.split(out)
-    target = RunDir(folder or ".")
-    target.makedirs()
-    stem = name.rsplit(".", 1)[0] if "." in name else name
-    target.write_bytes_atomic(json.dumps(d, indent=2, sort_keys=True).encode("utf-8") + b"\n", stem + ".json")
-    target.write_bytes_atomic(render_diff_html(d).encode("utf-8"), name)
+    write_page(out, render_diff_html(d), d)
     return d

@@ -279,14 +279,18 @@ def default_out(run_uri: str) -> str:
     return posixpath.join(run_uri.rstrip("/"), "report.html")
 
 
-def write_report(run_uri: str, out: str | None = None) -> dict:
-    """Write OUT (default RUN/report.html) and the summary beside it (OUT with .json); return the summary."""
-    summary = collect(run_uri)
-    out = out or default_out(run_uri)
+def write_page(out: str, html: str, data: dict) -> None:
+    """OUT (local path or URI) and its data beside it as JSON (OUT with .json), each written atomically."""
     folder, name = posixpath.split(out)
     target = RunDir(folder or ".")
     target.makedirs()
     stem = name.rsplit(".", 1)[0] if "." in name else name
-    target.write_bytes_atomic(json.dumps(summary, indent=2, sort_keys=True).encode("utf-8") + b"\n", stem + ".json")
-    target.write_bytes_atomic(render_html(summary).encode("utf-8"), name)
+    target.write_bytes_atomic(json.dumps(data, indent=2, sort_keys=True).encode("utf-8") + b"\n", stem + ".json")
+    target.write_bytes_atomic(html.encode("utf-8"), name)
+
+
+def write_report(run_uri: str, out: str | None = None) -> dict:
+    """Write OUT (default RUN/report.html) and the summary beside it (OUT with .json); return the summary."""
+    summary = collect(run_uri)
+    write_page(out or default_out(run_uri), render_html(summary), summary)
     return summary
