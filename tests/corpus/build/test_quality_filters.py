@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from corpus.build import quality_filters as qf
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 DATA = REPO.parent / "shared" / "data"
 # datatrove's steady state for spaCy's "IS_ALPHA" failure (see corpus.build.word_tokenizer)
 load_word_tokenizer("eng").word_tokenize("IS_ALPHA")

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from corpus.build import word_tokenizer as words
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 DATA = REPO.parent / "shared" / "data"
 DT = load_word_tokenizer("eng")
 # spaCy fails on an "IS_ALPHA" token from its 2nd occurrence in a process on; put datatrove in that
