@@ -71,6 +71,7 @@ def memory_only(uri: str) -> None:
 def profile_file(uri: str, repeats: int) -> None:
     from corpus.build.normalize import normalize_text
     from corpus.build.pipeline import BuildPipeline
+    from corpus.build.stage import Doc
     from corpus.config import load_config
     from corpus.io.charset import decode_html
     from corpus.io.readers import Page, iter_pages
@@ -97,36 +98,24 @@ def profile_file(uri: str, repeats: int) -> None:
         t = time.perf_counter()
         pages = [p for p in iter_pages(uri, pipe.conf.read) if isinstance(p, Page)]
         reader_s = time.perf_counter() - t
+        # The stages run through the same loop as the build: a bare Doc per page, each stage timed by its name.
         kept = []
         for page in pages:
             if page.html is None:
                 continue
             n_pages += 1
-            t = time.perf_counter()
-            text = pipe.extract(page.html)
-            sec["extract"] += time.perf_counter() - t
-            if not text or not text.strip():
-                continue
-            if pipe.url_filter is not None and page.url:
+            doc = Doc(page)
+            for stage in pipe.stages:
                 t = time.perf_counter()
-                reason = pipe.url_filter.check(page.url)
-                sec["url filter"] += time.perf_counter() - t
-                if reason:
-                    continue
-            t = time.perf_counter()
-            _, _, keep = pipe.langid.predict(text)
-            sec["language ID"] += time.perf_counter() - t
-            if not keep:
-                continue
-            t = time.perf_counter()
-            stage, _, filtered, metrics = pipe.quality.measure(text)
-            sec["quality filters"] += time.perf_counter() - t
-            if stage is not None:
-                continue
-            t = time.perf_counter()
-            normalize_text(filtered, pipe.conf.normalize)
-            sec["normalize"] += time.perf_counter() - t
-            kept.append(page.id)
+                verdict = stage.apply(doc) if stage.applies(doc) else None
+                sec[stage.name] += time.perf_counter() - t
+                if verdict is not None:
+                    break
+            else:
+                t = time.perf_counter()
+                normalize_text(doc.text, pipe.conf.normalize)
+                sec["normalize"] += time.perf_counter() - t
+                kept.append(page.id)
         t = time.perf_counter()
         result = pipe.process_file(uri)
         whole = time.perf_counter() - t

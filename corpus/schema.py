@@ -83,3 +83,9 @@ def quality_metric_row(metrics: dict) -> dict:
         value = metrics.get(key)
         row[column] = None if value is None or value != value else float(value)
     return row
+
+
+def with_stage_columns(schema: pa.Schema, extra_fields: list[tuple[str, pa.DataType]]) -> pa.Schema:
+    """`schema` plus the columns of the enabled stages that declare some (corpus.build.stage.Stage.columns), in
+    stage order; the default stages declare none, so the default schemas are DOC_SCHEMA and REMOVED_SCHEMA."""
+    return pa.schema([*schema, *extra_fields]) if extra_fields else schema

@@ -12,7 +12,8 @@ import os
 
 import fasttext
 
-from corpus.config import LanguageConf
+from corpus.build.stage import Doc, Drop, Stage
+from corpus.config import LanguageConf, PipelineConf
 
 
 class LanguageModelError(RuntimeError):
@@ -64,3 +65,20 @@ class LanguageId:
         lang, score = max(pairs.items(), key=lambda kv: kv[1])
         keep = any(pairs.get(wanted, 0.0) > self.threshold for wanted in self.languages)
         return lang, score, keep
+
+
+class LanguageStage(Stage):
+    """fastText language ID: every document gets its language; those not in `language.languages` above the
+    threshold are dropped."""
+
+    name = "language"
+    section = "language"
+
+    def __init__(self, conf: PipelineConf):
+        super().__init__(conf)
+        self.langid = LanguageId(conf.language)
+        self.reason = f"not_{'_'.join(conf.language.languages)}"
+
+    def apply(self, doc: Doc) -> Drop | None:
+        doc.language, doc.language_score, keep = self.langid.predict(doc.text)
+        return None if keep else Drop(self.reason)

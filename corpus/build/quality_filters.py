@@ -35,7 +35,9 @@ from datatrove.pipeline.filters.c4_filters import CITATION_REGEX, END_PUNCTUATIO
 from datatrove.pipeline.filters.gopher_quality_filter import STOP_WORDS
 from datatrove.utils.text import PUNCTUATION_SET, TERMINAL_PUNCTUATION
 
+from corpus.build.stage import Doc, Drop, Stage
 from corpus.build.word_tokenizer import count_sentences, split_into_sentences, words_tuple
+from corpus.config import PipelineConf
 
 _PARAGRAPH_SPLIT = re.compile(r"\n{2,}")
 _LINE_SPLIT = re.compile("\n+")
@@ -459,17 +461,9 @@ class FineWebQualityFilter:
         return None
 
 
-STAGES = ("gopher_repetition", "gopher_quality", "c4", "fineweb")
-_STAGE_CLASSES = {
-    "gopher_repetition": GopherRepetitionFilter,
-    "gopher_quality": GopherQualityFilter,
-    "c4": C4QualityFilter,
-    "fineweb": FineWebQualityFilter,
-}
-
-
 class QualityChain:
-    """The four filters in FineWeb's order: gopher_repetition -> gopher_quality -> c4 -> fineweb.
+    """The four filters in FineWeb's order, gopher_repetition -> gopher_quality -> c4 -> fineweb, as one object for
+    parity tests and benchmarks (the build runs them as stages: GopherRepetitionStage etc. below).
 
     Built from ``{stage: kwargs or None}``; a missing or None stage is disabled. C4's rewritten text is
     what the later stages see, as in a datatrove pipeline.
@@ -498,3 +492,49 @@ class QualityChain:
             if reason is not None:
                 return name, reason, text, metrics
         return None, None, text, metrics
+
+
+class _FilterStage(Stage):
+    """One of the four filters above as a build stage: its config section is `quality.<name>`, its keyword
+    arguments; C4's rewritten text is what the later stages see, as in a datatrove pipeline."""
+
+    filter_class: type
+
+    def __init__(self, conf: PipelineConf):
+        super().__init__(conf)
+        self.filter = self.filter_class(**self.section_conf(conf).model_dump())
+
+    def apply(self, doc: Doc) -> Drop | None:
+        reason, doc.text, metrics = self.filter.measure(doc.text)
+        self.record(doc, metrics)
+        return None if reason is None else Drop(reason)
+
+
+class GopherRepetitionStage(_FilterStage):
+    name = "gopher_repetition"
+    section = "quality.gopher_repetition"
+    filter_class = GopherRepetitionFilter
+
+
+class GopherQualityStage(_FilterStage):
+    name = "gopher_quality"
+    section = "quality.gopher_quality"
+    filter_class = GopherQualityFilter
+
+
+class C4Stage(_FilterStage):
+    name = "c4"
+    section = "quality.c4"
+    filter_class = C4QualityFilter
+
+
+class FineWebStage(_FilterStage):
+    name = "fineweb"
+    section = "quality.fineweb"
+    filter_class = FineWebQualityFilter
+
+
+# QualityChain's stages, from the stage classes (the build's order is declared in corpus.build.stages).
+_STAGE_CLASSES = {cls.name: cls.filter_class for cls in (GopherRepetitionStage, GopherQualityStage, C4Stage,
+                                                         FineWebStage)}
+STAGES = tuple(_STAGE_CLASSES)

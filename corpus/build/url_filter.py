@@ -20,6 +20,8 @@ import ahocorasick
 import numpy as np
 import xxhash
 
+from corpus.build.stage import Doc, Drop, Stage
+from corpus.config import PipelineConf
 from corpus.io.offline_tldextract import offline_tld_extractor
 
 _NON_ALNUM = re.compile(r"[^a-zA-Z0-9]+")
@@ -189,3 +191,22 @@ class UrlFilter:
         if self.banned_subwords and next(self.automaton.iter(_normalize(url)), False):
             return "blacklisted_subword"
         return None
+
+
+class UrlFilterStage(Stage):
+    """datatrove's URLFilter on the page's URL (pages without a URL pass, uncounted)."""
+
+    name = "url_filter"
+    section = "url_filter"
+
+    def __init__(self, conf: PipelineConf):
+        super().__init__(conf)
+        u = conf.url_filter
+        self.filter = UrlFilter(u.soft_word_threshold, u.extra_domains, u.extra_urls, u.use_integrated_lists)
+
+    def applies(self, doc: Doc) -> bool:
+        return bool(doc.page.url)
+
+    def apply(self, doc: Doc) -> Drop | None:
+        reason = self.filter.check(doc.page.url)
+        return Drop(reason) if reason else None

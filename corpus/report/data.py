@@ -24,11 +24,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
+from corpus.build.stages import STAGES
 from corpus.io.rundir import RunDir
 from corpus.report.samples import PER_KEY, Sampler, clip, fetch_rows
 from corpus.schema import QUALITY_METRIC_COLUMNS
 
-BUILD_STAGES = ("read", "extract", "url_filter", "language", "gopher_repetition", "gopher_quality", "c4", "fineweb")
+BUILD_STAGES = STAGES  # declared once, in corpus.build.stages
 TOP_DOMAINS = 20
 BATCH_ROWS = 65_536
 # 8 bins per decade from 1 to 10 million characters; values beyond the axis count in the edge bins.

@@ -18,7 +18,7 @@ from corpus.config import ConfigError, PipelineConf
 from corpus.io.listing import expand_inputs, listed_twice
 from corpus.io.readers import FILE_ENDED_EARLY
 from corpus.io.rundir import RunDir, shard_key
-from corpus.schema import DOC_SCHEMA, REMOVED_SCHEMA
+from corpus.schema import DOC_SCHEMA, REMOVED_SCHEMA, with_stage_columns
 from corpus.steps.base import Step, config_hash
 from corpus.steps.events import EventLog, lineage
 
@@ -32,12 +32,15 @@ def process_and_commit(uri: str, out: str, conf_json: str, qualify_ids: bool = F
 
     run = RunDir(out)
     key = shard_key(uri)
+    pipeline = worker_pipeline(conf_json)
     with ExitStack() as parts:
-        docs = parts.enter_context(run.parquet_part(DOC_SCHEMA, "docs", f"part-{key}.parquet"))
+        docs = parts.enter_context(run.parquet_part(with_stage_columns(DOC_SCHEMA, pipeline.extra_fields), "docs",
+                                                    f"part-{key}.parquet"))
         removed = None
         if worker_conf_writes_removed(conf_json):
-            removed = parts.enter_context(run.parquet_part(REMOVED_SCHEMA, "removed", f"part-{key}.parquet"))
-        stats = worker_pipeline(conf_json).process_file_streaming(uri, docs.add, removed and removed.add, qualify_ids)
+            removed = parts.enter_context(run.parquet_part(with_stage_columns(REMOVED_SCHEMA, pipeline.extra_fields),
+                                                           "removed", f"part-{key}.parquet"))
+        stats = pipeline.process_file_streaming(uri, docs.add, removed and removed.add, qualify_ids)
     # A file that could not be read to its end is recorded but not "complete": a rerun retries it.
     run.write_json({**stats, "complete": file_complete(stats)}, PROGRESS, f"{key}.json")
     return {"file": uri, "kept": stats["kept"]}

@@ -8,7 +8,8 @@ from collections import Counter
 import pyarrow as pa
 import pytest
 
-from corpus.build.pipeline import STAGES, BuildPipeline
+from corpus.build.pipeline import BuildPipeline
+from corpus.build.stages import STAGES
 from corpus.config import load_config
 from corpus.schema import DOC_SCHEMA, REMOVED_SCHEMA
 from corpus.synth.crawl import write_synthetic_crawl
