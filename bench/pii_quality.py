@@ -7,6 +7,12 @@ WikiText-2's test articles; every finding there is listed in
 --findings-out for reading by hand (docs/pii.md has the classification).
 
     .venv/bin/python bench/pii_quality.py --records 2000 --seed 0 --findings-out /tmp/f.jsonl --leniency-table
+    .venv/bin/python bench/pii_quality.py --mixed-locale 2000 --findings-out /tmp/phones.jsonl
+
+--mixed-locale N: phone recall on N generated documents in seven languages whose numbers come from a region
+unrelated to the language and the domain (corpus.synth.pii_eval.generate_mixed_locale_phones), and phone findings
+per MB on real multilingual text (the real text above plus Chinese Wikipedia, Chinese reviews, Japanese and
+German news), every finding listed for reading by hand.
 """
 
 from __future__ import annotations
@@ -72,7 +78,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--findings-out", default=None)
     ap.add_argument("--leniency-table", action="store_true", help="also compare phone leniencies")
+    ap.add_argument("--mixed-locale", type=int, default=0, help="only the mixed-locale phone measurement, N docs")
     args = ap.parse_args()
+    if args.mixed_locale:
+        mixed_locale(args.mixed_locale, args.seed, args.findings_out)
+        return
 
     from corpus.config import PiiConf
     from corpus.pii.scrubber import PiiScrubber
@@ -134,6 +144,48 @@ def leniency_table(generated: list[dict], small: list[dict], real: list[dict], m
                 for f, _ in scrubber.scrub(d["text"], d["language"], d["url"])[1])
         print(f"| {leniency} | {context} | {a['recall']} | {a['precision']} ({a['fp']} fp) | {b['recall']} | "
               f"{n / mb:.1f} ({n}) |")
+
+
+
+def multilingual_real_texts(max_chars: int = 1_500_000) -> list[dict]:
+    """Real Chinese, Japanese and German documents (up to `max_chars` per file, in file order)."""
+    docs = []
+    for name, lang in (("zhwiki.jsonl.gz", "zh"), ("zh-reviews.jsonl.gz", "zh"), ("livedoor-ja.jsonl.gz", "ja"),
+                       ("news-de.jsonl.gz", "de")):
+        total = 0
+        with gzip.open(DATA / "multilingual" / name, "rt") as f:
+            for line in f:
+                d = json.loads(line)
+                docs.append({"text": d["text"], "url": d.get("url"), "language": lang, "source": f"{name}:{d['id']}"})
+                total += len(d["text"])
+                if total >= max_chars:
+                    break
+    return docs
+
+
+def mixed_locale(n: int, seed: int, findings_out: str | None) -> None:
+    from corpus.config import PiiConf
+    from corpus.pii.scrubber import PiiScrubber
+    from corpus.synth.pii_eval import evaluate, generate_mixed_locale_phones
+
+    ours, presidio = PiiScrubber(PiiConf()), PiiScrubber(PiiConf(recognizers="presidio"))
+    records = generate_mixed_locale_phones(n, seed)
+    a, b = evaluate(presidio, records, ["PHONE_NUMBER"]), evaluate(ours, records, ["PHONE_NUMBER"])
+    print(f"mixed-locale phones (seed {seed}, {n} documents in 7 languages, regions unrelated to language and domain)")
+    print("| | recall | span precision |\n| --- | ---: | ---: |")
+    print(f"| Presidio | {a['PHONE_NUMBER']['recall']} | {a['PHONE_NUMBER']['precision']} |")
+    print(f"| ours | {b['PHONE_NUMBER']['recall']} | {b['PHONE_NUMBER']['precision']} |")
+    real = with_language(real_texts()) + more_real_texts() + multilingual_real_texts()
+    mb = sum(len(d["text"].encode()) for d in real) / 1e6
+    rows = []
+    for d in real:
+        _, replaced = ours.scrub(d["text"], d["language"], d["url"])
+        rows += [{"source": d["source"], "language": d["language"], "value": value,
+                  "context": d["text"][max(0, f.start - 50) : f.end + 50]}
+                 for f, value in replaced if f.entity_type == "PHONE_NUMBER"]
+    print(f"real text: {len(real)} documents, {mb:.2f} MB; phone findings {len(rows)} ({len(rows) / mb:.2f} per MB)")
+    if findings_out:
+        Path(findings_out).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
 if __name__ == "__main__":

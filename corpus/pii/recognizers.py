@@ -58,13 +58,16 @@ _TLD_REGION = {"uk": "GB"}
 
 PHONE_CONTEXT = re.compile(
     r"(?<!\w)(?:phone|tel\b|tel\.|telephone|cell|mobile|mob\b|fax|call|dial(?:l?ing|l?ed|s)?\b|reach|ring\b|whatsapp|hotline|sms\b"
-    r"|telefon|handy|mobil|rufnummer|anruf|erreich|t[ée]l[ée]phone|t[ée]l\b|t[ée]l\.|portable|appel|joindre"
+    r"|telefon|handy|mobil|rufnummer|anruf|rufen|erreich|t[ée]l[ée]phone|t[ée]l\b|t[ée]l\.|portable|appel|joindre"
     r"|tel[ée]fono|m[óo]vil|celular|ll[aá]m|telefono|cellulare|chiam|telefoon|bel\b|bellen|telefone|ligue"
-    r"|телефон|тел\b|тел\.|моб|звон)|電話|电话|手机|携帯|연락처|전화",
+    r"|телефон|тел\b|тел\.|моб|звон|факс|сотов|номер\s+телефона|n[uú]mero\s+de\s+tel|num[ée]ro\s+de\s+t[ée]l)"
+    r"|電話|电话|手机|手機|座机|座機|传真|傳真|热线|熱線|致电|致電|拨打|撥打|联系方式|聯絡|携帯|ケータイ|ファックス|ＴＥＬ|Ｔｅｌ"
+    r"|연락처|전화",
     re.IGNORECASE)
 SSN_CONTEXT = re.compile(r"(?<!\w)(?:social\s+sec|ssn|ss#|ssid|soc\.?\s*sec|taxpayer)", re.IGNORECASE)
-_BETWEEN = re.compile(r"\d|[.!?;]\s+[^\W\d_]|\n")  # a digit, a sentence end (not "No. 12") or a line end
-_BETWEEN_AFTER = re.compile(r"[\d.!?;\n]")
+# A digit, a sentence end (not "No. 12"; CJK full stops need no space) or a line end.
+_BETWEEN = re.compile(r"\d|[.!?;]\s+[^\W\d_]|[。！？；]|\n")
+_BETWEEN_AFTER = re.compile(r"[\d.!?;\n。！？；]")
 
 
 def context_near(pattern: re.Pattern, text: str, start: int, end: int, after: bool = False) -> bool:
@@ -126,6 +129,16 @@ def _international_min(possible: bool) -> int:
 ISBN_BEFORE = re.compile(r"isbn(?:[- ]?1[03])?:?\s*$", re.IGNORECASE)  # "ISBN 0375403744" is a book, not a phone
 YEAR_RANGE = re.compile(r"(?:19|20)\d\d\s*[-\u2010-\u2015/]\s*(?:19|20)\d\d")  # "2004 – 2014" is no phone
 CONTEXT_MIN_DIGITS = 7  # merely possible numbers after a context word: shorter ones are prices, years, codes
+WORLD_MAX_DIGITS = 15  # E.164's longest number
+# A phone-shaped candidate for the any-region pass: an optional "+" or "00", then 2-6 groups of digits (one may be
+# in parentheses) with one separator each, then an optional extension. Every phone format of phonenumbers'
+# metadata fits; a bare run of 7+ digits fits too (many regions write numbers unspaced).
+WORLD_PHONE_SHAPE = re.compile(
+    r"(?:[+\uff0b]\s?|00)?(?:\(\d{1,5}\)|\d{1,15})(?:\s?[-.\u2010-\u2015/ ]?\s?(?:\(\d{1,5}\)|\d{1,8})){0,6}"
+    r"(?P<ext>\s*(?:x|ext\.?|extension|доб\.?|内线|分机|分機|内線)\s*\d{1,6})?",
+    re.IGNORECASE)
+# 17.05.2023, 2023-05-17: dates, not phones, even after a phone word
+DATE_LIKE = re.compile(r"\d{1,2}[./-]\d{1,2}[./-](?:19|20)\d\d|(?:19|20)\d\d[./-]\d{1,2}[./-]\d{1,2}")
 
 
 def _exit_code_min(md) -> int:
@@ -170,6 +183,41 @@ def plausible(candidate: tuple[int, int, int, bool], region: str, possible: bool
 def phone_trigger_min(regions: tuple[str, ...], possible: bool) -> tuple[int, int]:
     """(digits needed without "+", with "+") for any region of `regions` to match: the gate's phone trigger."""
     return min(min_digits(r, possible) for r in regions), _plus_min(possible)
+
+
+def world_phone_spans(text: str, candidates) -> list[tuple[int, int]]:
+    """Candidates of any region next to a phone word: 7-15 digits (not counting an extension) in a phone
+    shape (WORLD_PHONE_SHAPE), not a date or a year range; with "+" or "00" the country code must exist."""
+    out = []
+    for start, end, digits, plus in candidates:
+        if digits < CONTEXT_MIN_DIGITS:
+            continue
+        value = text[start:end]
+        m = WORLD_PHONE_SHAPE.fullmatch(value)
+        if m is None:
+            continue
+        ext = m.group("ext")
+        number = value[: len(value) - len(ext)] if ext else value
+        n_digits = sum(c.isdigit() for c in number)
+        if not CONTEXT_MIN_DIGITS <= n_digits <= WORLD_MAX_DIGITS or DATE_LIKE.fullmatch(number) \
+                or YEAR_RANGE.fullmatch(number):
+            continue
+        if (plus or number.startswith("00")) and not _country_code_ok(number):
+            continue
+        if context_near(PHONE_CONTEXT, text, start, end, after=True):
+            out.append((start, end))
+    return out
+
+
+def _country_code_ok(number: str) -> bool:
+    """An international number ("+" or "00") whose country code exists and whose length it allows."""
+    digits = "".join(c for c in number if c.isdigit())
+    if not number.lstrip().startswith(("+", "\uff0b")):
+        digits = digits[2:]  # "00" is the exit code most of the world dials
+    try:
+        return phonenumbers.is_possible_number(phonenumbers.parse("+" + digits, None))
+    except phonenumbers.NumberParseException:
+        return False
 
 
 class _PlausibleMatcher(PhoneNumberMatcher):
@@ -247,7 +295,12 @@ class RegionalPhoneRecognizer(LocalRecognizer):
                     continue
                 digits = sum(c.isdigit() for c in text[s:e])
                 if digits >= CONTEXT_MIN_DIGITS and not YEAR_RANGE.fullmatch(text[s:e]) \
-                        and context_near(PHONE_CONTEXT, text, s, e, after=True):
+                        and not DATE_LIKE.fullmatch(text[s:e]) and context_near(PHONE_CONTEXT, text, s, e, after=True):
+                    spans[(s, e)] = self.CONTEXT_SCORE
+            # Any region: a phone-shaped number next to a phone word is a phone, whatever the document's
+            # language and domain say (a .com page of a Seoul office, a German page with a Chinese number).
+            for s, e in world_phone_spans(text, candidates):
+                if not any(s < e2 and s2 < e for s2, e2 in spans):
                     spans[(s, e)] = self.CONTEXT_SCORE
         return [RecognizerResult("PHONE_NUMBER", s, e, score,
                                  recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: self.name,

@@ -226,10 +226,13 @@ class PiiScrubber:
         return self._phone_min(regions)
 
     def _phone_min(self, regions: tuple[str, ...]) -> tuple[int, int]:
-        from corpus.pii.recognizers import phone_trigger_min
+        from corpus.pii.recognizers import CONTEXT_MIN_DIGITS, phone_trigger_min
 
         mins = [phone_trigger_min(regions, possible) for possible in self._phone_passes]
-        return min(m[0] for m in mins), min(m[1] for m in mins)
+        national, plus = min(m[0] for m in mins), min(m[1] for m in mins)
+        if self.conf.phone_context_leniency is not None:  # the any-region pass next to phone words
+            national, plus = min(national, CONTEXT_MIN_DIGITS), min(plus, CONTEXT_MIN_DIGITS)
+        return national, plus
 
     def find_all(self, text: str, regions: tuple[str, ...] | None = None) -> list[Finding]:
         """The recognizers on the whole text (Presidio's full path, tokens included): the gate's reference."""

@@ -151,6 +151,7 @@ class _Side:
         self.reasons: Counter[tuple[str, str]] = Counter()
         self.lengths_by_stage: dict[str, np.ndarray] = {}
         self.languages: Counter[str] = Counter()
+        self.language_reasons: Counter[tuple[str, str, str]] = Counter()  # removed: (language, stage, reason)
         self.scores: dict[str, np.ndarray] = {}  # language_score histograms: kept | language | later
 
     def add(self, batch: pa.RecordBatch) -> None:
@@ -175,6 +176,11 @@ class _Side:
                 self.metrics[column] += _histogram(values, edges)
         if "language" in names:
             count_into(self.languages, batch.column("language"))
+            if "stage" in names and "reason" in names:
+                table = pa.table([batch.column("language"), batch.column("stage"), batch.column("reason")],
+                                 names=["language", "stage", "reason"]).filter(pc.is_valid(batch.column("language")))
+                for row in table.group_by(["language", "stage", "reason"]).aggregate([([], "count_all")]).to_pylist():
+                    self.language_reasons[(row["language"], row["stage"], row["reason"])] += row["count_all"]
         if "language_score" in names:
             scores = batch.column("language_score")
             if "stage" in names:  # removed rows: dropped by language ID itself, or by a later stage
@@ -412,6 +418,13 @@ def _languages_section(build: dict, kept: _Side, removed: _Side, config: dict | 
     if has_language:  # keep rate: kept by build / reached language ID, by the top language of each document
         section["keep_rate"] = [[lang, n, kept.languages.get(lang, 0), round(kept.languages.get(lang, 0) / n, 4)]
                                 for lang, n in sorted(reached.items(), key=lambda kv: (-kv[1], kv[0])) if n]
+    if removed.language_reasons:  # why each language's documents were dropped (multilingual runs)
+        by_language: dict[str, Counter] = {}
+        for (lang, stage, reason), n in removed.language_reasons.items():
+            by_language.setdefault(lang, Counter())[f"{stage}: {reason}"] += n
+        order = sorted(by_language, key=lambda lang: (-reached.get(lang, 0), lang))
+        section["drop_reasons"] = [[lang, sum(by_language[lang].values()),
+                                    top_items(by_language[lang], 5)] for lang in order[:30]]
     if kept.scores or removed.scores:
         threshold = ((config or {}).get("language") or {}).get("threshold")
         section["score_histogram"] = {

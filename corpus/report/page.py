@@ -167,6 +167,11 @@ def _languages(s: dict) -> str:
     else:
         out += table(["language", "documents"], [list(kv) for kv in items[:30]], {1})
     out += f'<p class="note">{escape(s["note"])}</p>'
+    if s.get("drop_reasons"):
+        out += ("<h3>Drop reasons by language</h3>"
+                + table(["language", "removed after language ID", "top reasons (stage: reason, documents)"],
+                        [[lang, n, "; ".join(f"{r} {c:,}" for r, c in top)] for lang, n, top in s["drop_reasons"]],
+                        {1}))
     if "score_histogram" in s:
         h = s["score_histogram"]
         out += ("<h3>language_score (top language)</h3>" + _img(plots.language_scores(h), "language_score")

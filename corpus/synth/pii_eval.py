@@ -291,3 +291,84 @@ def false_positives(scrubber: PiiScrubber, records: list[dict], entities: list[s
                                                      for s, e, k in gold):
                 out.append({"type": f.entity_type, "value": value, "context": text[max(0, f.start - 40) : f.end + 40]})
     return out
+
+
+# Phone sentences in the seven languages of the multilingual build, for the mixed-locale set.
+PHONE_TEMPLATES: dict[str, list[str]] = {
+    "en": TEMPLATES["en"]["PHONE_NUMBER"],
+    "de": TEMPLATES["de"]["PHONE_NUMBER"] + ["Handy: {v}", "Fax {v}"],
+    "fr": TEMPLATES["fr"]["PHONE_NUMBER"] + ["Portable : {v}", "Téléphone : {v}"],
+    "es": TEMPLATES["es"]["PHONE_NUMBER"] + ["Móvil: {v}", "WhatsApp {v}"],
+    "ru": ["Телефон: {v}", "Звоните по номеру {v} в рабочее время.", "тел. {v}", "Моб. {v}", "Факс {v}"],
+    "zh": ["联系电话：{v}", "请拨打{v}咨询。", "手机 {v}", "電話：{v}", "传真：{v}", "客服热线 {v}"],
+    "ja": ["電話番号：{v}", "お問い合わせは{v}まで電話でどうぞ。", "TEL {v}", "携帯 {v}", "ＴＥＬ：{v}"],
+}
+PHONE_FILLERS: dict[str, list[str]] = {
+    **FILLERS,
+    "ru": ["Заседание перенесли на 17.05.2023.", "Цена 1 299,99 рубля.", "Заказ 48213377 отправлен.",
+           "Открыто с 9:30 до 17:00."],
+    "zh": ["会议改到2023年5月17日。", "价格为1299.99元。", "订单号48213377已发货。", "营业时间9:30至17:00。"],
+    "ja": ["会議は2023年5月17日に変更されました。", "価格は1,299円です。", "注文番号48213377を発送しました。",
+           "営業時間は9:30〜17:00です。"],
+}
+# Regions whose numbers the mixed-locale set writes: every continent, many outside any language's regions.
+WORLD_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "BR", "MX", "AR", "JP", "CN", "TW", "HK", "KR", "RU",
+                 "UA", "IN", "AU", "SG", "ZA", "NG", "EG", "TR", "SA", "AE", "IL", "PL", "SE", "CH", "CL", "CO",
+                 "VN", "TH", "ID", "PH", "MY", "KE", "MA", "PK")
+WORLD_TLDS = ("com", "net", "org", "io", "co.uk", "de", "fr", "jp", "cn", "ru", "es", "com.br", "in")
+
+
+def generate_mixed_locale_phones(n: int, seed: int = 0) -> list[dict]:
+    """`n` documents, each one phone sentence in one of seven languages among fillers, with a number of a region
+    drawn independently of the language and of the site's domain (the case regional rules miss)."""
+    rng = random.Random(seed)
+    records = []
+    for i in range(n):
+        lang = rng.choice(sorted(PHONE_TEMPLATES))
+        region = rng.choice(WORLD_REGIONS)
+        value = _world_phone(rng, region)
+        template = rng.choice(PHONE_TEMPLATES[lang])
+        pieces = [rng.choice(PHONE_FILLERS[lang]) for _ in range(rng.randint(1, 3))]
+        at = rng.randrange(len(pieces) + 1)
+        sep = "" if lang in ("zh", "ja") else " "
+        before_text = sep.join(pieces[:at])
+        before, after = template.split("{v}")
+        head = before_text + (sep if before_text else "") + before
+        text = head + value + after + (sep if pieces[at:] else "") + sep.join(pieces[at:])
+        records.append({"full_text": text, "language": lang, "region": region,
+                        "url": f"https://site{i}.{rng.choice(WORLD_TLDS)}/contact",
+                        "spans": [{"entity_type": "PHONE_NUMBER", "entity_value": value, "start_position": len(head),
+                                   "end_position": len(head) + len(value)}]})
+    return records
+
+
+def _world_phone(rng: random.Random, region: str) -> str:
+    """A valid number of `region` in one of the ways people write them: national, international, "00" prefix,
+    E.164, dotted, dashed, or with an extension."""
+    ptype = rng.choice((phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.MOBILE))
+    example = phonenumbers.example_number_for_type(region, ptype) or phonenumbers.example_number(region)
+    nsn = str(example.national_number)
+    num = example
+    for _ in range(50):
+        keep = max(2, len(nsn) - 4)
+        cand = nsn[:keep] + "".join(rng.choice("0123456789") for _ in range(len(nsn) - keep))
+        parsed = phonenumbers.parse("+" + str(example.country_code) + cand)
+        if phonenumbers.is_valid_number(parsed):
+            num = parsed
+            break
+    fmt = phonenumbers.PhoneNumberFormat
+    intl = phonenumbers.format_number(num, fmt.INTERNATIONAL)
+    style = rng.choice(("national", "international", "double_zero", "e164", "dots", "dashes", "ext"))
+    if style == "national":
+        return phonenumbers.format_number(num, fmt.NATIONAL)
+    if style == "double_zero":
+        return "00" + intl[1:]
+    if style == "e164":
+        return phonenumbers.format_number(num, fmt.E164)
+    if style == "dots":
+        return intl.replace(" ", ".").replace("+.", "+")
+    if style == "dashes":
+        return intl.replace(" ", "-").replace("+-", "+")
+    if style == "ext":
+        return phonenumbers.format_number(num, fmt.NATIONAL) + f" x{rng.randint(10, 999)}"
+    return intl

@@ -321,6 +321,11 @@ def test_language_keep_rates_histogram_read_problems_lineage_and_text_summary(bu
     assert sum(h["kept"]) + sum(h["removed_language"]) + sum(h.get("removed_later", [])) == sum(
         build["languages"].values())
     assert h["threshold"] == 0.65
+    # drop reasons per language: every removed row with a language, by stage and reason
+    by_language = Counter(r["language"] for r in pq.read_table(
+        build_only_run / "removed", columns=["language"]).to_pylist() if r["language"] is not None)
+    assert {lang: n for lang, n, _ in langs["drop_reasons"]} == dict(by_language)
+    assert all(sum(c for _, c in top) <= n for _, n, top in langs["drop_reasons"])
     problems = summary["read_problems"]
     assert problems["read_reasons"] == build["stages"]["read"]["removed"] and problems["unusable_records"] > 0
     lineage = summary["lineage"]
