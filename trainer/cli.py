@@ -329,11 +329,13 @@ def _export_hf(ckpt: Path, out: Path, format_: str, base_model: str | None) -> N
 
 @app.command("import")
 def import_(
-    hf: Annotated[Path, typer.Option("--hf", help="transformers Llama (or Qwen3) folder: config.json + safetensors")],
+    hf: Annotated[Path, typer.Option("--hf", help="transformers Llama, Qwen3, Mixtral or Qwen3-MoE folder: "
+                                     "config.json + safetensors")],
     out: Annotated[Path, typer.Option("--out", "-o", help="our export folder, usable as --base / --ckpt")],
     block_size: Annotated[int | None, typer.Option("--block-size", help="default max_position_embeddings")] = None,
 ) -> None:
-    """Import a Hugging Face Llama checkpoint as our GPT (continue with `trainer sft --base OUT`, ...)."""
+    """Import a Hugging Face Llama/Qwen3 (or Mixtral/Qwen3-MoE) checkpoint as our GPT (continue with `trainer sft
+    --base OUT`, ...)."""
     from trainer.hf import import_hf
 
     if block_size is not None and block_size < 1:
