@@ -7,7 +7,7 @@
     trainer export --ckpt RUNS/x --out EXPORT_DIR [--format hf | --format peft --base-model HF_DIR]
     trainer import --hf HF_LLAMA_DIR --out EXPORT_DIR
     trainer generate --ckpt RUNS/sft --chat --prompt "Hi"  |  trainer chat --ckpt RUNS/sft
-    trainer serve --ckpt RUNS/sft --host 127.0.0.1 --port 8000
+    trainer serve --ckpt RUNS/sft --host 127.0.0.1 --port 8000 [--api-key KEY | env TRAINER_API_KEY]
     trainer sft --base RUNS/x --data alpaca.jsonl --out RUNS/sft [--pack] [--lora-rank 8] [--resume]
     trainer reward --base RUNS/sft --data hh.jsonl --out RUNS/rm [--val-fraction 0.1] [--lora-rank 8]
     trainer merge-lora --ckpt RUNS/sft --out EXPORT_DIR
@@ -329,11 +329,13 @@ def _export_hf(ckpt: Path, out: Path, format_: str, base_model: str | None) -> N
 
 @app.command("import")
 def import_(
-    hf: Annotated[Path, typer.Option("--hf", help="transformers Llama (or Qwen3) folder: config.json + safetensors")],
+    hf: Annotated[Path, typer.Option("--hf", help="transformers Llama, Qwen3, Mixtral or Qwen3-MoE folder: "
+                                     "config.json + safetensors")],
     out: Annotated[Path, typer.Option("--out", "-o", help="our export folder, usable as --base / --ckpt")],
     block_size: Annotated[int | None, typer.Option("--block-size", help="default max_position_embeddings")] = None,
 ) -> None:
-    """Import a Hugging Face Llama checkpoint as our GPT (continue with `trainer sft --base OUT`, ...)."""
+    """Import a Hugging Face Llama/Qwen3 (or Mixtral/Qwen3-MoE) checkpoint as our GPT (continue with `trainer sft
+    --base OUT`, ...)."""
     from trainer.hf import import_hf
 
     if block_size is not None and block_size < 1:
@@ -373,13 +375,29 @@ def serve(
     max_queue: Annotated[int, typer.Option("--max-queue", help="waiting requests before 429")] = 256,
     threads: Annotated[int | None, typer.Option("--threads", help="torch CPU threads")] = None,
     device: Annotated[str, typer.Option("--device")] = "cpu",
+    api_key: Annotated[str | None, typer.Option("--api-key", envvar="TRAINER_API_KEY", show_envvar=True,
+                                                help="require 'Authorization: Bearer KEY' (all but /health)")] = None,
+    metrics_auth: Annotated[bool, typer.Option("--metrics-auth/--metrics-open",
+                                               help="/metrics behind the API key too")] = False,
+    max_body: Annotated[int, typer.Option("--max-body-bytes", help="larger request bodies: 413")] = 1 << 20,
+    body_timeout: Annotated[float, typer.Option("--body-timeout", help="seconds to receive a body, else 408")] = 30.0,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens-limit", help="larger max_tokens: 400 (default: "
+                                                   "the context)")] = None,
+    deadline: Annotated[float, typer.Option("--request-timeout", help="seconds per request, queueing included, "
+                                            "else 408; 0 = none")] = 300.0,
 ) -> None:
     """OpenAI-compatible server: /v1/completions, /v1/chat/completions (streaming), /health, /metrics."""
+    from trainer.serve import Limits
     from trainer.serve import serve as run
 
     if max_active < 1 or max_queue < 1 or not 0 <= port < 65536:
         raise typer.BadParameter("--max-active and --max-queue must be positive, --port in [0, 65535]")
-    run(ckpt, host, port, model_name, max_active, max_queue, device, threads)
+    try:
+        limits = Limits(api_key=api_key, metrics_auth=metrics_auth, max_body=max_body, body_timeout=body_timeout,
+                        max_tokens=max_tokens, deadline=deadline or None)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    run(ckpt, host, port, model_name, max_active, max_queue, device, threads, limits)
 
 
 def main(argv: list[str] | None = None) -> None:

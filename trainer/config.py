@@ -20,6 +20,17 @@ class TrainConfigError(ValueError):
     """A configuration file or override is unusable; the message names the setting."""
 
 
+class MoEConf(BaseModel):
+    """trainer.model.MoEConfig: experts, top_k, every, and the two auxiliary-loss coefficients."""
+
+    model_config = ConfigDict(extra="forbid")
+    experts: int = Field(8, ge=2)
+    top_k: int = Field(2, ge=2)
+    every: int = Field(1, ge=1)
+    aux_loss_coef: float = Field(0.01, ge=0)
+    router_z_loss_coef: float = Field(0.001, ge=0)
+
+
 class ModelConf(BaseModel):
     model_config = ConfigDict(extra="forbid")
     vocab_size: int | None = Field(None, ge=1)
@@ -34,6 +45,7 @@ class ModelConf(BaseModel):
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     rope_theta: float = Field(10000.0, gt=0)
     norm_eps: float = Field(1e-5, gt=0)
+    moe: MoEConf | None = None
 
     @model_validator(mode="after")
     def _shape(self) -> ModelConf:

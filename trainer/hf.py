@@ -18,6 +18,18 @@ rotate_half = cat(-x2, x1)); the frequencies are theta^(-2j/hd) in both. Meta's 
 pairs instead, which is why their conversion script permutes q/k; ours must not.
 
 QK-norm models (SwiGLU) map exactly onto Qwen3 (per-head RMSNorm on q and k before RoPE: `q_norm`, `k_norm`).
+
+Mixture-of-experts models (model.moe) map onto Mixtral, or Qwen3-MoE with QK-norm. Both route as ours: softmax
+over all experts in float32, the top k, renormalized (Mixtral always; Qwen3-MoE with norm_topk_prob true). Written
+in the Hub's per-expert layout, which transformers fuses on load and vLLM and llama.cpp read:
+
+    blocks.i.mlp.router           Mixtral block_sparse_moe.gate       Qwen3-MoE mlp.gate
+    blocks.i.mlp.gate_up[e]       experts.e.w1 / w3 (gate / up)       mlp.experts.e.gate_proj / up_proj
+    blocks.i.mlp.down[e]          experts.e.w2                        mlp.experts.e.down_proj
+
+Mixtral has experts in every layer; with `every` > 1 only Qwen3-MoE's decoder_sparse_step (layer i sparse when
+(i + 1) % step == 0, as ours) matches, so such a model without QK-norm is refused. transformers' save_pretrained
+writes the per-expert layout back, so its folders import too.
 ReLU² models have no transformers architecture with an ungated ReLU² MLP, RMSNorm and RoPE (Nemotron's uses
 LayerNorm1P), so they are refused.
 
@@ -65,16 +77,35 @@ CHAT_TEMPLATE = (
 
 # -- weights --------------------------------------------------------------------------------------------------------
 def check_exportable(cfg: GPTConfig) -> str:
-    """The transformers architecture our config maps onto exactly ("llama" or "qwen3"), or a clear refusal."""
+    """The transformers architecture our config maps onto exactly ("llama", "qwen3", "mixtral", "qwen3_moe"), or
+    a clear refusal."""
     if cfg.mlp != "swiglu":
         raise HFExportError(f"model.mlp={cfg.mlp!r}: no transformers architecture has an ungated ReLU² MLP with "
                             "RMSNorm and RoPE, so this model cannot be exported exactly (train with mlp: swiglu)")
+    if cfg.moe is not None:
+        if not cfg.qk_norm and cfg.moe.every != 1:
+            raise HFExportError(f"model.moe.every={cfg.moe.every} without QK-norm: Mixtral has experts in every "
+                                "layer, so this model has no exact transformers equivalent (Qwen3-MoE's "
+                                "decoder_sparse_step would match, but it has QK-norm: train with model.qk_norm true "
+                                "or moe.every 1)")
+        return "qwen3_moe" if cfg.qk_norm else "mixtral"
     return "qwen3" if cfg.qk_norm else "llama"
+
+
+def _moe_names(arch: str, dst: str, e: int) -> tuple[str, str, str]:
+    """(gate, up, down) weight names of expert e in layer prefix dst."""
+    if arch == "mixtral":
+        return tuple(f"{dst}block_sparse_moe.experts.{e}.{w}.weight" for w in ("w1", "w3", "w2"))
+    return tuple(f"{dst}mlp.experts.{e}.{w}_proj.weight" for w in ("gate", "up", "down"))
+
+
+def _router_name(arch: str, dst: str) -> str:
+    return f"{dst}block_sparse_moe.gate.weight" if arch == "mixtral" else f"{dst}mlp.gate.weight"
 
 
 def to_hf_state_dict(sd: dict[str, torch.Tensor], cfg: GPTConfig) -> dict[str, torch.Tensor]:
     """Our tensors (weights, or gradients of them) under transformers' names, fused matrices split."""
-    check_exportable(cfg)
+    arch = check_exportable(cfg)
     d, h = cfg.d_model, cfg.hidden
     out = {"model.embed_tokens.weight": sd["wte.weight"], "model.norm.weight": sd["norm.weight"]}
     if not cfg.tie_embeddings:
@@ -82,15 +113,22 @@ def to_hf_state_dict(sd: dict[str, torch.Tensor], cfg: GPTConfig) -> dict[str, t
     for i in range(cfg.n_layer):
         src, dst = f"blocks.{i}.", f"model.layers.{i}."
         qkv = sd[src + "attn.qkv.weight"]
-        up = sd[src + "mlp.up.weight"]
         out.update({
             dst + "input_layernorm.weight": sd[src + "norm1.weight"],
             dst + "post_attention_layernorm.weight": sd[src + "norm2.weight"],
             dst + "self_attn.q_proj.weight": qkv[:d], dst + "self_attn.k_proj.weight": qkv[d:2 * d],
             dst + "self_attn.v_proj.weight": qkv[2 * d:], dst + "self_attn.o_proj.weight": sd[src + "attn.proj.weight"],
-            dst + "mlp.gate_proj.weight": up[:h], dst + "mlp.up_proj.weight": up[h:],
-            dst + "mlp.down_proj.weight": sd[src + "mlp.down.weight"],
         })
+        if cfg.is_moe(i):
+            out[_router_name(arch, dst)] = sd[src + "mlp.router.weight"]
+            gate_up, down = sd[src + "mlp.gate_up"], sd[src + "mlp.down"]
+            for e in range(cfg.moe.experts):
+                gate, up, dn = _moe_names(arch, dst, e)
+                out.update({gate: gate_up[e, :h], up: gate_up[e, h:], dn: down[e]})
+        else:
+            up = sd[src + "mlp.up.weight"]
+            out.update({dst + "mlp.gate_proj.weight": up[:h], dst + "mlp.up_proj.weight": up[h:],
+                        dst + "mlp.down_proj.weight": sd[src + "mlp.down.weight"]})
         if cfg.qk_norm:
             out[dst + "self_attn.q_norm.weight"] = sd[src + "attn.q_norm.weight"]
             out[dst + "self_attn.k_norm.weight"] = sd[src + "attn.k_norm.weight"]
@@ -98,7 +136,9 @@ def to_hf_state_dict(sd: dict[str, torch.Tensor], cfg: GPTConfig) -> dict[str, t
 
 
 def from_hf_state_dict(hf: dict[str, torch.Tensor], cfg: GPTConfig) -> dict[str, torch.Tensor]:
-    """transformers Llama/Qwen3 tensors under our names, q/k/v and gate/up fused."""
+    """transformers Llama/Qwen3/Mixtral/Qwen3-MoE tensors under our names, q/k/v and gate/up fused, experts
+    stacked."""
+    arch = check_exportable(cfg)
     def take(name: str) -> torch.Tensor:
         if name not in hf:
             raise HFExportError(f"tensor {name} missing from the checkpoint")
@@ -113,9 +153,16 @@ def from_hf_state_dict(hf: dict[str, torch.Tensor], cfg: GPTConfig) -> dict[str,
             dst + "norm2.weight": take(src + "post_attention_layernorm.weight"),
             dst + "attn.qkv.weight": torch.cat([take(src + f"self_attn.{p}_proj.weight") for p in "qkv"]),
             dst + "attn.proj.weight": take(src + "self_attn.o_proj.weight"),
-            dst + "mlp.up.weight": torch.cat([take(src + "mlp.gate_proj.weight"), take(src + "mlp.up_proj.weight")]),
-            dst + "mlp.down.weight": take(src + "mlp.down_proj.weight"),
         })
+        if cfg.is_moe(i):
+            out[dst + "mlp.router.weight"] = take(_router_name(arch, src))
+            names = [_moe_names(arch, src, e) for e in range(cfg.moe.experts)]
+            out[dst + "mlp.gate_up"] = torch.stack([torch.cat([take(g), take(u)]) for g, u, _ in names])
+            out[dst + "mlp.down"] = torch.stack([take(dn) for _, _, dn in names])
+        else:
+            out[dst + "mlp.up.weight"] = torch.cat([take(src + "mlp.gate_proj.weight"),
+                                                    take(src + "mlp.up_proj.weight")])
+            out[dst + "mlp.down.weight"] = take(src + "mlp.down_proj.weight")
         if cfg.qk_norm:
             out[dst + "attn.q_norm.weight"] = take(src + "self_attn.q_norm.weight")
             out[dst + "attn.k_norm.weight"] = take(src + "self_attn.k_norm.weight")
@@ -123,11 +170,14 @@ def from_hf_state_dict(hf: dict[str, torch.Tensor], cfg: GPTConfig) -> dict[str,
 
 
 def hf_config(cfg: GPTConfig, special: dict[str, int] | None = None) -> dict:
-    """config.json for transformers (LlamaConfig, or Qwen3Config for QK-norm models)."""
+    """config.json for transformers (LlamaConfig, or Qwen3Config for QK-norm models; MixtralConfig or
+    Qwen3MoeConfig for MoE ones)."""
     arch = check_exportable(cfg)
     special = special or {"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 3}
+    classes = {"llama": "LlamaForCausalLM", "qwen3": "Qwen3ForCausalLM", "mixtral": "MixtralForCausalLM",
+               "qwen3_moe": "Qwen3MoeForCausalLM"}
     conf = {
-        "architectures": ["Qwen3ForCausalLM" if arch == "qwen3" else "LlamaForCausalLM"],
+        "architectures": [classes[arch]],
         "model_type": arch,
         "vocab_size": cfg.vocab_size,
         "hidden_size": cfg.d_model,
@@ -152,17 +202,30 @@ def hf_config(cfg: GPTConfig, special: dict[str, int] | None = None) -> dict:
     }
     if arch == "llama":
         conf.update({"mlp_bias": False, "pretraining_tp": 1})
+    elif arch == "mixtral":
+        conf.update({"sliding_window": None, "router_jitter_noise": 0.0})
     else:
         conf.update({"use_sliding_window": False, "sliding_window": None, "max_window_layers": cfg.n_layer,
                      "layer_types": ["full_attention"] * cfg.n_layer})
+    if cfg.moe is not None:
+        m = cfg.moe
+        conf.update({"num_experts_per_tok": m.top_k, "router_aux_loss_coef": m.aux_loss_coef,
+                     "output_router_logits": False,
+                     "router_z_loss_coef": m.router_z_loss_coef})  # ours, kept for `trainer import`
+        if arch == "mixtral":
+            conf["num_local_experts"] = m.experts
+        else:
+            conf.update({"num_experts": m.experts, "moe_intermediate_size": cfg.hidden,
+                         "decoder_sparse_step": m.every, "mlp_only_layers": [], "norm_topk_prob": True})
     return conf
 
 
 def gpt_config_from_hf(conf: dict, block_size: int | None = None) -> GPTConfig:
     """Our GPTConfig for a transformers Llama or Qwen3 config.json; anything without an exact match is refused."""
     arch = conf.get("model_type")
-    if arch not in ("llama", "qwen3"):
-        raise HFExportError(f"model_type {arch!r}: only llama and qwen3 (QK-norm) checkpoints can be imported")
+    if arch not in ("llama", "qwen3", "mixtral", "qwen3_moe"):
+        raise HFExportError(f"model_type {arch!r}: only llama, qwen3 (QK-norm), mixtral and qwen3_moe checkpoints "
+                            "can be imported")
     n_head, d = conf["num_attention_heads"], conf["hidden_size"]
     problems = []
     if conf.get("num_key_value_heads", n_head) != n_head:
@@ -177,18 +240,41 @@ def gpt_config_from_hf(conf: dict, block_size: int | None = None) -> GPTConfig:
     rope = conf.get("rope_parameters") or conf.get("rope_scaling") or {}
     if rope.get("rope_type", rope.get("type", "default")) != "default":
         problems.append(f"RoPE scaling {rope.get('rope_type', rope.get('type'))!r} (ours is plain RoPE)")
-    if arch == "qwen3" and conf.get("use_sliding_window"):
+    if arch in ("qwen3", "qwen3_moe") and conf.get("use_sliding_window") or \
+            arch == "mixtral" and conf.get("sliding_window") is not None:
         problems.append("sliding-window attention")
+    moe = None
+    hidden = conf.get("intermediate_size")
+    if arch == "mixtral":
+        moe = {"experts": conf.get("num_local_experts", 8), "top_k": conf.get("num_experts_per_tok", 2), "every": 1}
+    elif arch == "qwen3_moe":
+        # transformers 5 saves Qwen3MoeConfig.num_experts as num_local_experts
+        moe = {"experts": conf.get("num_experts", conf.get("num_local_experts", 128)),
+               "top_k": conf.get("num_experts_per_tok", 8),
+               "every": conf.get("decoder_sparse_step", 1)}
+        if conf.get("mlp_only_layers"):
+            problems.append(f"mlp_only_layers {conf['mlp_only_layers']} (our dense layers follow "
+                            "decoder_sparse_step only)")
+        if not conf.get("norm_topk_prob", False):
+            problems.append("norm_topk_prob false (ours renormalizes the top-k routing weights)")
+        if moe["every"] > 1 and hidden != conf.get("moe_intermediate_size"):
+            problems.append(f"dense intermediate_size {hidden} != moe_intermediate_size "
+                            f"{conf.get('moe_intermediate_size')} (ours has one hidden size)")
+        hidden = conf.get("moe_intermediate_size", hidden)
+    if moe is not None:
+        moe.update(aux_loss_coef=float(conf.get("router_aux_loss_coef", 0.01)),
+                   router_z_loss_coef=float(conf.get("router_z_loss_coef", 0.001)))
+        if moe["top_k"] < 2:
+            problems.append(f"top-{moe['top_k']} routing (ours routes to 2 experts or more)")
     if problems:
         raise HFExportError("cannot import exactly: " + "; ".join(problems))
     theta = rope.get("rope_theta", conf.get("rope_theta", 10000.0))
-    hidden = conf["intermediate_size"]
     if hidden == 64 * math.ceil(8 * d / 3 / 64):
         hidden = None  # our default for this width: keep the config as it was written before export
     try:
         return GPTConfig(vocab_size=conf["vocab_size"], block_size=block_size or conf["max_position_embeddings"],
                          n_layer=conf["num_hidden_layers"], n_head=n_head, d_model=d, mlp="swiglu",
-                         mlp_hidden=hidden, qk_norm=arch == "qwen3",
+                         mlp_hidden=hidden, qk_norm=arch in ("qwen3", "qwen3_moe"), moe=moe,
                          tie_embeddings=bool(conf.get("tie_word_embeddings", False)), rope_theta=float(theta),
                          norm_eps=float(conf.get("rms_norm_eps", 1e-6)))
     except (KeyError, ValueError) as e:

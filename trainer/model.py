@@ -3,6 +3,7 @@ and the reward model built on its trunk.
 
 RoPE positions, RMSNorm (pre-norm), SwiGLU MLP (or ReLU²), optional QK-norm, optional tied input/output
 embeddings, no biases, attention through `F.scaled_dot_product_attention`, and a KV cache for generation.
+Optionally a mixture of experts (`MoEConfig`) in place of the MLP every `every` blocks.
 """
 
 from __future__ import annotations
@@ -19,6 +20,31 @@ from trainer.kernels import linear_cross_entropy, rms_norm
 
 
 @dataclass
+class MoEConfig:
+    """Token-choice top-k routing, as Mixtral and Qwen3-MoE: softmax over all experts, the top k kept and
+    renormalized to sum to one. Dropless: every expert computes every token routed to it (no capacity)."""
+
+    experts: int = 8
+    top_k: int = 2
+    every: int = 1  # blocks i with (i + 1) % every == 0 are MoE (Qwen3-MoE's decoder_sparse_step), the rest dense
+    aux_loss_coef: float = 0.01  # load balancing (Switch Transformer eq. 4); 1.0 when perfectly balanced
+    router_z_loss_coef: float = 0.001  # mean squared logsumexp of the router logits (ST-MoE)
+
+    def __post_init__(self):
+        if not isinstance(self.experts, int) or self.experts < 2:
+            raise ValueError(f"model.moe.experts must be an integer >= 2, got {self.experts!r}")
+        if not isinstance(self.top_k, int) or not 2 <= self.top_k <= self.experts:
+            # renormalized over the top k, a single expert's weight is always 1: the router would get no
+            # gradient from the language-model loss, only from the auxiliary losses
+            raise ValueError(f"model.moe.top_k must be in [2, experts={self.experts}] (weights are renormalized "
+                             f"over the top k, so top-1 would never train the router), got {self.top_k!r}")
+        if not isinstance(self.every, int) or self.every < 1:
+            raise ValueError(f"model.moe.every must be a positive integer, got {self.every!r}")
+        if self.aux_loss_coef < 0 or self.router_z_loss_coef < 0:
+            raise ValueError("model.moe.aux_loss_coef and router_z_loss_coef must not be negative")
+
+
+@dataclass
 class GPTConfig:
     vocab_size: int = 2048
     block_size: int = 128  # longest sequence; RoPE tables and KV caches are sized by it
@@ -32,8 +58,11 @@ class GPTConfig:
     dropout: float = 0.0
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5
+    moe: MoEConfig | None = None  # experts' hidden size: mlp_hidden / hidden, as a dense block's
 
     def __post_init__(self):
+        if isinstance(self.moe, dict):
+            self.moe = MoEConfig(**self.moe)
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "d_model"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"model.{name} must be a positive integer, got {getattr(self, name)!r}")
@@ -47,6 +76,15 @@ class GPTConfig:
             raise ValueError(f"model.mlp_hidden must be positive, got {self.mlp_hidden}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        if self.moe is not None:
+            if self.mlp != "swiglu":
+                raise ValueError("model.moe needs model.mlp: swiglu (the experts are SwiGLU MLPs)")
+            if self.moe.every > self.n_layer:
+                raise ValueError(f"model.moe.every ({self.moe.every}) exceeds model.n_layer ({self.n_layer}): "
+                                 "no block would be MoE")
+
+    def is_moe(self, layer: int) -> bool:
+        return self.moe is not None and (layer + 1) % self.moe.every == 0
 
     @property
     def head_dim(self) -> int:
@@ -61,7 +99,10 @@ class GPTConfig:
         return 4 * self.d_model
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["moe"] is None:  # a dense model's config.json stays as it was before MoE existed
+            del d["moe"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> GPTConfig:
@@ -164,13 +205,60 @@ class MLP(nn.Module):
         return self.down(F.relu(self.up(x)).square())
 
 
+class MoE(nn.Module):
+    """SwiGLU experts behind a top-k router, dropless.
+
+    Expert weights are stacked (E, 2·hidden, d) and (E, d, hidden), gate rows first, as transformers' Mixtral and
+    Qwen3-MoE hold them. Each expert runs on the tokens routed to it (gathered, so none is dropped and none
+    computed twice), its output weighted and added back, in the same order of operations as transformers does,
+    so an exported model's logits match. After each forward, `stats` holds this layer's auxiliary losses
+    (differentiable) and the fraction of routed slots each expert took (detached).
+    """
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        m, d, h = cfg.moe, cfg.d_model, cfg.hidden
+        self.top_k, self.experts = m.top_k, m.experts
+        self.router = nn.Linear(d, m.experts, bias=False)
+        self.gate_up = nn.Parameter(torch.empty(m.experts, 2 * h, d))
+        self.down = nn.Parameter(torch.empty(m.experts, d, h))
+        self.stats: dict[str, torch.Tensor] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        x = x.reshape(-1, shape[-1])
+        logits = self.router(x)
+        probs = logits.float().softmax(-1)  # float: the routing decision should not depend on autocast's rounding
+        weights, chosen = probs.topk(self.top_k, dim=-1)
+        weights = (weights / weights.sum(-1, keepdim=True)).to(x.dtype)
+        out = torch.zeros_like(x)
+        # (E, k, N) mask computed once; each expert then takes the rows routed to it
+        mask = F.one_hot(chosen, self.experts).permute(2, 1, 0)
+        load = mask.sum((1, 2))
+        for e in range(self.experts):
+            # an expert without tokens still runs (on zero rows): its weights then get zero gradients rather than
+            # none, which DDP requires of every parameter
+            slot, rows = torch.where(mask[e])
+            gate, up = F.linear(x[rows], self.gate_up[e]).chunk(2, dim=-1)
+            y = F.linear(F.silu(gate) * up, self.down[e]) * weights[rows, slot, None]
+            out.index_add_(0, rows, y.to(out.dtype))
+        fraction = load.float() / chosen.numel()  # of the N·k routed slots; 1/E each when balanced
+        self.stats = {
+            # Switch Transformer: E · Σ_e (fraction of slots routed to e) · (mean router probability of e)
+            "balance": self.experts * (fraction * probs.mean(0)).sum(),
+            "z": torch.logsumexp(logits.float(), -1).square().mean(),
+            "load": fraction.detach(),
+        }
+        return out.view(shape)
+
+
 class Block(nn.Module):
     def __init__(self, cfg: GPTConfig, layer: int):
         super().__init__()
         self.norm1 = RMSNorm(cfg.d_model, eps=cfg.norm_eps)
         self.attn = Attention(cfg, layer)
         self.norm2 = RMSNorm(cfg.d_model, eps=cfg.norm_eps)
-        self.mlp = MLP(cfg)
+        self.mlp = MoE(cfg) if cfg.is_moe(layer) else MLP(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x, cos, sin, cache=None):
@@ -202,10 +290,42 @@ class GPT(nn.Module):
             nn.init.normal_(m.weight, mean=0.0, std=std)
         elif isinstance(m, nn.Embedding):
             nn.init.normal_(m.weight, mean=0.0, std=0.02)
+        elif isinstance(m, MoE):  # its router is an nn.Linear (above); the experts as a dense MLP's layers
+            nn.init.normal_(m.gate_up, mean=0.0, std=0.02)
+            nn.init.normal_(m.down, mean=0.0, std=0.02 / math.sqrt(2 * self.cfg.n_layer))
 
-    def num_params(self, non_embedding: bool = False) -> int:
+    def num_params(self, non_embedding: bool = False, active: bool = False) -> int:
+        """Parameters (a tied weight once); `active`: those one token uses, top_k of each MoE layer's experts."""
         n = sum(p.numel() for p in self.parameters())  # parameters() yields a tied weight once
+        if active:
+            n -= sum((m.experts - m.top_k) * (m.gate_up[0].numel() + m.down[0].numel())
+                     for m in self.modules() if isinstance(m, MoE))
         return n - self.wte.weight.numel() if non_embedding else n
+
+    def moe_layers(self) -> list[MoE]:
+        return [m for m in self.modules() if isinstance(m, MoE)]
+
+    def aux_loss(self) -> torch.Tensor | float:
+        """The MoE auxiliary losses of the last forward, weighted by their coefficients and averaged over the MoE
+        layers (so the coefficients do not scale with depth): what a training step adds to the LM loss. 0 for a
+        dense model, so `loss + model.aux_loss()` is the plain loss, bit for bit."""
+        layers = self.moe_layers()
+        if not layers:
+            return 0
+        m = self.cfg.moe
+        return sum(m.aux_loss_coef * x.stats["balance"] + m.router_z_loss_coef * x.stats["z"]
+                   for x in layers) / len(layers)
+
+    def moe_metrics(self) -> dict[str, float]:
+        """The last forward's auxiliary losses (unweighted, mean over MoE layers) and each expert's share of the
+        routed slots (mean over MoE layers): what a training run logs. Empty for a dense model."""
+        layers = self.moe_layers()
+        if not layers:
+            return {}
+        load = torch.stack([x.stats["load"] for x in layers]).mean(0).tolist()
+        return {"moe_balance_loss": float(sum(x.stats["balance"].detach() for x in layers) / len(layers)),
+                "moe_z_loss": float(sum(x.stats["z"].detach() for x in layers) / len(layers)),
+                **{f"expert_load_{e}": v for e, v in enumerate(load)}}
 
     def flops_per_token(self) -> float:
         """Training FLOPs per token (PaLM appendix B): 6 × matmul params + 12 × layers × d × T for attention.
@@ -213,7 +333,8 @@ class GPT(nn.Module):
         Matmul params are the blocks' plus the output projection (V × d), whether or not it is tied.
         """
         c = self.cfg
-        matmul = self.num_params(non_embedding=True) + c.vocab_size * c.d_model * (1 if c.tie_embeddings else 0)
+        matmul = self.num_params(non_embedding=True, active=True) + c.vocab_size * c.d_model * (
+            1 if c.tie_embeddings else 0)
         return 6 * matmul + 12 * c.n_layer * c.d_model * c.block_size
 
     def hidden(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:

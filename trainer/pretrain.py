@@ -173,7 +173,8 @@ def pretrain(config: Config, data: str | Path, out: str | Path, resume: bool = F
             sync = micro == conf.grad_accum - 1 or d.world == 1
             with (contextlib.nullcontext() if sync else model.no_sync()), autocast():
                 _, loss = model(x, y, return_logits=False)
-            (loss / conf.grad_accum).backward()
+            # + the MoE's weighted auxiliary losses of this forward (0 for a dense model); `loss` stays the LM loss
+            ((loss + raw.aux_loss()) / conf.grad_accum).backward()
             loss_sum += loss.detach()
         grad_norm = torch.nn.utils.clip_grad_norm_(raw.parameters(), conf.grad_clip if conf.grad_clip > 0 else 1e30)
         opt.step()
@@ -181,7 +182,7 @@ def pretrain(config: Config, data: str | Path, out: str | Path, resume: bool = F
         if d.world > 1:
             dist.all_reduce(loss_sum)
         loss_value = loss_sum.item() / (conf.grad_accum * d.world)  # .item() also waits for the device
-        return {"loss": loss_value, "grad_norm": float(grad_norm)}, tokens_per_step
+        return {"loss": loss_value, "grad_norm": float(grad_norm), **raw.moe_metrics()}, tokens_per_step
 
     def run_eval() -> dict[str, float]:
         return {"val_loss": evaluate(model, val, conf.eval_batches, device, autocast, d)}

@@ -13,11 +13,19 @@ round-robin is the fair queue without that.
 Errors follow OpenAI's shape ({"error": {"message", "type", "param", "code"}}): unknown model 404, invalid
 parameters and over-long prompts 400 (a prompt must leave room for one new token; a longer max_tokens is cut to
 the context, finish_reason "length"), queue full 429. A request never takes the server down.
+
+Guards (`Limits`), each a 4xx in that shape, never a hang: with an API key every path but /health (and /metrics
+unless `metrics_auth`) needs `Authorization: Bearer KEY` (401), as OpenAI's API and vLLM; a body over `max_body`
+bytes 413 (refused from Content-Length before it is read, or while reading a chunked one); a body not received
+within `body_timeout` seconds 408 and the connection closed (a client trickling its body holds one coroutine,
+never the engine or other requests); `max_tokens` over `max_tokens` 400, `n` other than 1 400; a request not
+finished within `deadline` seconds (queueing included) 408, or an error event ending its stream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import threading
 import time
@@ -48,6 +56,96 @@ class APIError(Exception):
     def response(self) -> JSONResponse:
         return JSONResponse(status_code=self.status, content={"error": {
             "message": self.message, "type": self.kind, "param": self.param, "code": self.code}})
+
+
+@dataclass(frozen=True)
+class Limits:
+    api_key: str | None = None
+    metrics_auth: bool = False  # /metrics behind the key too (it tells request rates and model name)
+    max_body: int = 1 << 20  # bytes; a prompt is at most block_size tokens, so 1 MiB is generous
+    body_timeout: float = 30.0  # seconds to receive the whole body
+    max_tokens: int | None = None  # cap on max_tokens / max_completion_tokens; None = the context
+    deadline: float | None = 300.0  # seconds from arrival to the last token
+
+    def __post_init__(self):
+        if self.api_key is not None and not self.api_key.strip():
+            raise ValueError("the API key must not be empty")
+        for name in ("max_body", "body_timeout", "max_tokens", "deadline"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+
+
+class Guard:
+    """ASGI middleware in front of the app: the API key, the body size and the body's arrival time.
+
+    The body is read here in full (bounded by `max_body`, under one deadline for the whole body, so a trickle of
+    one byte a second cannot renew it) and replayed to the app; later receive() calls go to the server, so a
+    stream still sees the client's disconnect."""
+
+    def __init__(self, app, limits: Limits, on_refused):
+        self.app, self.limits, self.on_refused = app, limits, on_refused
+        self.open_paths = {"/health"} | (set() if limits.metrics_auth else {"/metrics"})
+
+    async def refuse(self, scope, send, status: int, message: str, code: str, kind: str = "invalid_request_error",
+                     extra: tuple = ()) -> None:
+        self.on_refused(scope["path"], status)
+        body = json.dumps({"error": {"message": message, "type": kind, "param": None, "code": code}}).encode()
+        # Connection: close, since an unread body leaves the connection unusable
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                   (b"connection", b"close"), *extra]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def authorized(self, headers: dict[bytes, bytes]) -> bool:
+        scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+        # compare_digest: the time taken does not tell how much of a guess matched
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(),
+                                                                  self.limits.api_key.encode())
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        lim = self.limits
+        headers = dict(scope["headers"])
+        if lim.api_key is not None and scope["path"] not in self.open_paths and not self.authorized(headers):
+            return await self.refuse(scope, send, 401, "Incorrect or missing API key: send the header "
+                                     "'Authorization: Bearer KEY'", "invalid_api_key",
+                                     extra=((b"www-authenticate", b"Bearer"),))
+        if scope["method"] in ("GET", "HEAD"):
+            return await self.app(scope, receive, send)
+        too_big = f"the request body exceeds this server's limit of {lim.max_body} bytes"
+        try:
+            declared = int(headers.get(b"content-length", b"0"))
+        except ValueError:
+            return await self.refuse(scope, send, 400, "Content-Length is not a number", "invalid_request")
+        if declared > lim.max_body:
+            return await self.refuse(scope, send, 413, too_big, "request_too_large")
+        chunks, size, more = [], 0, True
+        end = asyncio.get_running_loop().time() + lim.body_timeout
+        while more:
+            try:
+                message = await asyncio.wait_for(receive(), end - asyncio.get_running_loop().time())
+            except TimeoutError:
+                return await self.refuse(scope, send, 408, f"the request body did not arrive within "
+                                         f"{lim.body_timeout:g} s", "request_timeout")
+            if message["type"] == "http.disconnect":
+                return None
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > lim.max_body:
+                return await self.refuse(scope, send, 413, too_big, "request_too_large")
+            more = message.get("more_body", False)
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
 
 
 # -- requests ---------------------------------------------------------------------------------------------------
@@ -110,6 +208,7 @@ class Job:
     events: asyncio.Queue
     endpoint: str
     created: float = field(default_factory=time.perf_counter)
+    deadline: float | None = None  # perf_counter() time by which the answer must be complete
     cancelled: bool = False
     # engine-side state
     cache: KVCache | None = None
@@ -164,6 +263,8 @@ class Engine:
 
     def submit(self, job: Job) -> None:
         with self.cond:
+            if len(self.waiting) >= self.max_queue:  # requests past their deadline give their place back first
+                self.waiting = deque(j for j in self.waiting if not j.cancelled)
             if len(self.waiting) >= self.max_queue:
                 raise APIError(429, f"the server is busy ({len(self.waiting)} requests queued); retry later",
                                "queue_full", kind="server_busy")
@@ -243,7 +344,9 @@ class Engine:
 
 
 # -- the app ----------------------------------------------------------------------------------------------------
-def create_app(model: GPT, sp, model_name: str, max_active: int = 8, max_queue: int = 256) -> FastAPI:
+def create_app(model: GPT, sp, model_name: str, max_active: int = 8, max_queue: int = 256,
+               limits: Limits | None = None) -> FastAPI:
+    limits = limits or Limits()
     metrics = Metrics()
     engine = Engine(model, sp, metrics, max_active, max_queue)
     block = model.cfg.block_size
@@ -260,8 +363,11 @@ def create_app(model: GPT, sp, model_name: str, max_active: int = 8, max_queue: 
         yield
         engine.stop()
 
-    app = FastAPI(title="trainer serve", lifespan=lifespan)
+    # No /docs or /openapi.json: an OpenAI-compatible API documents itself elsewhere, and nothing opens by accident
+    app = FastAPI(title="trainer serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.engine, app.state.metrics = engine, metrics
+    app.add_middleware(Guard, limits=limits,
+                       on_refused=lambda path, status: metrics.requests.labels(path, str(status)).inc())
 
     @app.exception_handler(APIError)
     async def _api_error(request: Request, e: APIError):
@@ -290,18 +396,30 @@ def create_app(model: GPT, sp, model_name: str, max_active: int = 8, max_queue: 
     def make_job(req: Sampling, prompt: list[int], max_tokens: int | None, stops: tuple[int, ...],
                  endpoint: str) -> Job:
         check_prompt(prompt)
-        job = Job(prompt=prompt, max_tokens=max_tokens or block, temperature=req.temperature, top_p=req.top_p,
+        if max_tokens is not None and limits.max_tokens is not None and max_tokens > limits.max_tokens:
+            raise APIError(400, f"max_tokens is {max_tokens}; this server allows at most {limits.max_tokens}",
+                           "max_tokens_exceeded", "max_tokens")
+        created = time.perf_counter()
+        job = Job(prompt=prompt, max_tokens=min(max_tokens or block, limits.max_tokens or block),
+                  temperature=req.temperature, top_p=req.top_p,
                   stop_ids=stops, stop_strings=req.stop_strings(), seed=req.seed, loop=asyncio.get_running_loop(),
-                  events=asyncio.Queue(), endpoint=endpoint)
+                  events=asyncio.Queue(), endpoint=endpoint, created=created,
+                  deadline=created + limits.deadline if limits.deadline else None)
         metrics.prompt_tokens.inc(len(prompt))
         engine.submit(job)
         return job
 
     async def events(job: Job):
         while True:
-            event = await job.events.get()
+            try:
+                timeout = None if job.deadline is None else max(0.0, job.deadline - time.perf_counter())
+                event = await asyncio.wait_for(job.events.get(), timeout)
+            except TimeoutError:
+                job.cancelled = True  # the engine drops it at its next turn, or when it would admit it
+                event = ("timeout", f"the request did not finish within this server's deadline of "
+                                    f"{limits.deadline:g} s")
             yield event
-            if event[0] in ("done", "error"):
+            if event[0] in ("done", "error", "timeout"):
                 return
 
     async def collect(job: Job) -> tuple[str, str, dict]:
@@ -311,6 +429,8 @@ def create_app(model: GPT, sp, model_name: str, max_active: int = 8, max_queue: 
                 parts.append(event[1])
             elif event[0] == "error":
                 raise APIError(500, event[1], "generation_failed", kind="server_error")
+            elif event[0] == "timeout":
+                raise APIError(408, event[1], "deadline_exceeded", kind="timeout")
             else:
                 _, reason, n_prompt, n_new = event
                 return "".join(parts), reason, {"prompt_tokens": n_prompt, "completion_tokens": n_new,
@@ -322,16 +442,18 @@ def create_app(model: GPT, sp, model_name: str, max_active: int = 8, max_queue: 
 
     def stream(job: Job, chunk, usage_chunk, endpoint: str, first=None) -> StreamingResponse:
         async def body():
-            finished = False
+            finished, status = False, "499"
             try:
                 if first is not None:
                     yield sse(first)
                 async for event in events(job):
                     if event[0] == "text":
                         yield sse(chunk(event[1], None))
-                    elif event[0] == "error":
-                        yield sse({"error": {"message": event[1], "type": "server_error", "param": None,
-                                             "code": "generation_failed"}})
+                    elif event[0] in ("error", "timeout"):  # the status line is gone: an error event ends it
+                        kind, code = ("server_error", "generation_failed") if event[0] == "error" else \
+                            ("timeout", "deadline_exceeded")
+                        yield sse({"error": {"message": event[1], "type": kind, "param": None, "code": code}})
+                        status = "500" if event[0] == "error" else "408"
                         break
                     else:
                         _, reason, n_prompt, n_new = event
@@ -339,12 +461,12 @@ def create_app(model: GPT, sp, model_name: str, max_active: int = 8, max_queue: 
                         if usage_chunk is not None:
                             yield sse(usage_chunk({"prompt_tokens": n_prompt, "completion_tokens": n_new,
                                                    "total_tokens": n_prompt + n_new}))
-                finished = True
+                finished, status = True, ("200" if status == "499" else status)
                 yield "data: [DONE]\n\n"
             finally:
                 if not finished:
                     job.cancelled = True  # the client went away: free the decoding slot
-                metrics.requests.labels(endpoint, "200" if finished else "499").inc()
+                metrics.requests.labels(endpoint, status).inc()
                 metrics.latency.labels(endpoint).observe(time.perf_counter() - job.created)
 
         return StreamingResponse(body(), media_type="text/event-stream")
@@ -435,7 +557,7 @@ def create_app(model: GPT, sp, model_name: str, max_active: int = 8, max_queue: 
 
 
 def serve(ckpt, host: str = "127.0.0.1", port: int = 8000, model_name: str | None = None, max_active: int = 8,
-          max_queue: int = 256, device: str = "cpu", threads: int | None = None) -> None:
+          max_queue: int = 256, device: str = "cpu", threads: int | None = None, limits: Limits | None = None) -> None:
     """Load a checkpoint (LoRA merged) and serve it until interrupted."""
     from pathlib import Path
 
@@ -452,6 +574,8 @@ def serve(ckpt, host: str = "127.0.0.1", port: int = 8000, model_name: str | Non
         raise CheckpointError(f"{folder}: tokenizer.model missing (checkpoints and exports carry a copy)")
     sp = load_tokenizer(folder / "tokenizer.model")
     name = model_name or Path(ckpt).resolve().name
-    app = create_app(model.to(device), sp, name, max_active, max_queue)
-    print(f"serving {name!r} ({model.num_params():,} parameters) on http://{host}:{port}/v1", flush=True)
+    limits = limits or Limits()
+    app = create_app(model.to(device), sp, name, max_active, max_queue, limits)
+    guarded = "API key required" if limits.api_key else "no API key (open to anyone who can reach it)"
+    print(f"serving {name!r} ({model.num_params():,} parameters) on http://{host}:{port}/v1, {guarded}", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

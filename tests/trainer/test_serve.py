@@ -3,11 +3,13 @@ and `generate --chat` through their command lines."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -26,6 +28,8 @@ openai = pytest.importorskip("openai")
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 NAME = "tiny"
+KEY = "sk-test-7f3a"
+BODY_LIMIT, BODY_TIMEOUT, TOKENS_LIMIT = 65536, 2.0, 64
 
 
 def free_port() -> int:
@@ -37,11 +41,12 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tiny_base):
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TRAINER_API_KEY": KEY}  # the key from the environment
     proc = subprocess.Popen([sys.executable, "-m", "trainer.cli", "serve", "--ckpt", str(tiny_base.ckpt), "--host",
                              "127.0.0.1", "--port", str(port), "--model-name", NAME, "--threads", "1",
-                             "--max-active", "4"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                             "--max-active", "4", "--max-body-bytes", str(BODY_LIMIT), "--body-timeout",
+                             str(BODY_TIMEOUT), "--max-tokens-limit", str(TOKENS_LIMIT)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
@@ -64,7 +69,7 @@ def server(tiny_base):
 
 @pytest.fixture(scope="module")
 def client(server):
-    return openai.OpenAI(base_url=f"{server}/v1", api_key="unused", max_retries=0, timeout=120)
+    return openai.OpenAI(base_url=f"{server}/v1", api_key=KEY, max_retries=0, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +160,9 @@ def test_concurrent_requests_each_get_their_own_answer(client, local):
     assert len(set(expected)) == len(expected)
 
 
+AUTH = {"authorization": f"Bearer {KEY}"}
+
+
 def test_bad_requests_get_clear_4xx_and_the_server_keeps_serving(client, server):
     with pytest.raises(openai.NotFoundError, match="does not exist"):
         client.completions.create(model="gpt-4", prompt="hi", max_tokens=2)
@@ -167,9 +175,10 @@ def test_bad_requests_get_clear_4xx_and_the_server_keeps_serving(client, server)
         client.chat.completions.create(model=NAME, messages=[{"role": "user", "content": "word " * 2000}])
     with pytest.raises(openai.BadRequestError, match="role"):
         client.chat.completions.create(model=NAME, messages=[{"role": "robot", "content": "hi"}])
-    r = httpx.post(f"{server}/v1/completions", content=b"{not json", headers={"content-type": "application/json"})
+    r = httpx.post(f"{server}/v1/completions", content=b"{not json", headers={"content-type": "application/json",
+                                                                               "authorization": f"Bearer {KEY}"})
     assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
-    r = httpx.post(f"{server}/v1/completions", json={"model": NAME, "prompt": [99999]})
+    r = httpx.post(f"{server}/v1/completions", json={"model": NAME, "prompt": [99999]}, headers=AUTH)
     assert r.status_code == 400 and "token ids" in r.json()["error"]["message"]
     assert client.completions.create(model=NAME, prompt="still", max_tokens=3).usage.completion_tokens >= 1
     assert httpx.get(f"{server}/health").json()["status"] == "ok"
@@ -212,3 +221,153 @@ def test_chat_loop_reads_turns_from_stdin_and_generate_chat_replies(tiny_base, l
     assert r.stdout == f"assistant> {first}\nassistant> {second}\n(conversation reset)\nassistant> {third}\n"
     r = run_cli("generate", "--chat", "--prompt", "Hello there.", *common)
     assert r.returncode == 0 and r.stdout == first + "\n"
+
+
+# -- the guards: API key, body size, slow bodies, max_tokens (the module's server); deadline and queue (below) ----
+def raw_http(server: str, head: str, body: bytes = b"", timeout: float = 30) -> tuple[int, dict]:
+    """Send a request byte for byte on a socket (what httpx would refuse to send) and read the status and body."""
+    host, port = server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        return read_response(s)
+
+
+def read_response(s: socket.socket) -> tuple[int, dict]:
+    data = b""
+    while chunk := s.recv(65536):  # the server closes the connection after these refusals
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+def test_the_api_key_is_required_except_for_health_and_metrics(server, client):
+    bad = openai.OpenAI(base_url=f"{server}/v1", api_key="sk-wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError, match="API key") as e:
+        bad.completions.create(model=NAME, prompt="hi", max_tokens=2)
+    assert e.value.body["code"] == "invalid_api_key" and e.value.body["type"] == "invalid_request_error"
+    for headers in ({}, {"authorization": KEY}, {"authorization": f"Basic {KEY}"},
+                    {"authorization": "Bearer sk-other"}):
+        r = httpx.get(f"{server}/v1/models", headers=headers)
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+        assert set(r.json()["error"]) == {"message", "type", "param", "code"}
+    assert httpx.get(f"{server}/v1/models", headers=AUTH).json()["data"][0]["id"] == NAME
+    assert httpx.get(f"{server}/health").status_code == 200 and httpx.get(f"{server}/metrics").status_code == 200
+    assert httpx.get(f"{server}/docs").status_code == 401  # every other path is behind the key too
+    assert client.models.list().data[0].id == NAME
+
+
+def test_max_tokens_and_n_over_the_caps_are_refused(client):
+    with pytest.raises(openai.BadRequestError, match=f"at most {TOKENS_LIMIT}"):
+        client.completions.create(model=NAME, prompt="hi", max_tokens=TOKENS_LIMIT + 1)
+    with pytest.raises(openai.BadRequestError, match=f"at most {TOKENS_LIMIT}"):
+        client.chat.completions.create(model=NAME, messages=[{"role": "user", "content": "hi"}],
+                                       max_completion_tokens=TOKENS_LIMIT + 1)
+    with pytest.raises(openai.BadRequestError, match="n"):
+        client.completions.create(model=NAME, prompt="hi", max_tokens=2, n=3)
+    r = client.chat.completions.create(model=NAME, messages=[{"role": "user", "content": "hi"}], temperature=0)
+    assert r.usage.completion_tokens <= TOKENS_LIMIT  # no max_tokens: the cap, not the context, bounds it
+
+
+def test_huge_bodies_are_refused_before_or_while_they_are_read(server, client):
+    head = f"POST /v1/completions HTTP/1.1\nHost: x\nAuthorization: Bearer {KEY}\nContent-Type: application/json\n"
+    status, body = raw_http(server, head + "Content-Length: 1000000000\n", b'{"model": "tiny", "prompt": "')
+    assert status == 413 and body["error"]["code"] == "request_too_large"
+    assert str(BODY_LIMIT) in body["error"]["message"]
+    chunk = b"a" * 20000  # chunked: no length up front, so the server counts as it reads
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(5)) + b"0\r\n\r\n"
+    status, body = raw_http(server, head + "Transfer-Encoding: chunked\n", chunked)
+    assert status == 413
+    with pytest.raises(openai.APIStatusError) as e:  # through the client too: a 100k-character prompt
+        client.completions.create(model=NAME, prompt="word " * 20000, max_tokens=2)
+    assert e.value.status_code == 413
+    status, body = raw_http(server, head + "Content-Length: 9\n", b'{"model":')
+    assert status == 400 and body["error"]["type"] == "invalid_request_error"  # truncated JSON
+
+
+def test_a_slow_client_gets_408_and_holds_nothing_meanwhile(server, client):
+    host, port = server.removeprefix("http://").split(":")
+    head = (f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 200\r\n\r\n").encode()
+    with socket.create_connection((host, int(port)), timeout=30) as stalled, \
+            socket.create_connection((host, int(port)), timeout=30) as trickler:
+        start = time.monotonic()
+        stalled.sendall(head + b'{"model": "tiny", ')  # headers and the start of the body, then silence
+        trickler.sendall(head)
+
+        def trickle():  # a byte every 0.2 s: each arrives in time, the whole body never does
+            try:
+                for _ in range(int(3 * BODY_TIMEOUT / 0.2)):
+                    trickler.sendall(b" ")
+                    time.sleep(0.2)
+            except OSError:  # the server closed the connection: what it should do
+                pass
+
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(trickle)
+            # other requests are served while both bodies are pending
+            assert client.completions.create(model=NAME, prompt="meanwhile", max_tokens=3).usage.total_tokens > 0
+            assert time.monotonic() - start < BODY_TIMEOUT
+            status, body = read_response(stalled)
+            assert status == 408 and body["error"]["code"] == "request_timeout"
+            try:  # the server answers 408 and closes; closing on unread trickled bytes may reset the connection first
+                status, body = read_response(trickler)
+                assert status == 408 and body["error"]["code"] == "request_timeout"
+            except ConnectionResetError:
+                pass
+            assert time.monotonic() - start < 3 * BODY_TIMEOUT
+
+
+def test_a_blank_api_key_is_refused_at_start(tiny_base):
+    r = run_cli("serve", "--ckpt", str(tiny_base.ckpt), "--api-key", " ", "--port", "0")
+    assert r.returncode == 2 and "API key must not be empty" in r.stderr + r.stdout
+
+
+# -- the deadline and the queue: an in-process server with a slow model (8 layers, 4096 positions, random) -------
+@pytest.fixture(scope="module")
+def slow_server(tiny_base):
+    import uvicorn
+
+    from corpus.tokenize.tokenizer import load_tokenizer
+    from trainer.model import GPT, GPTConfig
+    from trainer.serve import Limits, create_app
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=1024, block_size=4096, n_layer=8, n_head=4, d_model=128))
+    app = create_app(model, load_tokenizer(tiny_base.tokenizer), NAME, max_active=1, max_queue=1,
+                     limits=Limits(deadline=1.0, api_key=KEY, metrics_auth=True))
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the in-process server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=20)
+
+
+def test_the_deadline_ends_a_long_request_and_a_full_queue_answers_429(slow_server):
+    client = openai.OpenAI(base_url=f"{slow_server}/v1", api_key=KEY, max_retries=0, timeout=60)
+    long = {"model": NAME, "prompt": [1, 5, 6], "max_tokens": 4000, "temperature": 0}
+    with ThreadPoolExecutor(2) as pool:
+        start = time.monotonic()
+        first = pool.submit(client.completions.create, **long)  # decoding: 4000 tokens take ~10 s here
+        time.sleep(0.3)
+        second = pool.submit(client.completions.create, **long)  # waits: one decoding slot
+        time.sleep(0.3)
+        with pytest.raises(openai.RateLimitError, match="busy"):  # one waiting place, taken
+            client.completions.create(model=NAME, prompt="x", max_tokens=1)
+        for f in (first, second):
+            with pytest.raises(openai.APIStatusError, match="deadline") as e:
+                f.result()
+            assert e.value.status_code == 408 and e.value.body["code"] == "deadline_exceeded"
+        assert time.monotonic() - start < 5
+    with pytest.raises(openai.APIError, match="deadline"):  # streamed: an error event ends the stream
+        list(client.completions.create(stream=True, **long))
+    assert client.completions.create(model=NAME, prompt="x", max_tokens=2, temperature=0).usage.completion_tokens
+    assert httpx.get(f"{slow_server}/metrics").status_code == 401  # --metrics-auth
+    text = httpx.get(f"{slow_server}/metrics", headers=AUTH).text
+    assert 'trainer_serve_requests_total{endpoint="/v1/completions",status="408"} 3.0' in text
+    assert 'trainer_serve_requests_total{endpoint="/v1/completions",status="429"} 1.0' in text
