@@ -301,7 +301,7 @@ def collect(run_uri: str) -> dict:
             kept_sampler.add(batch.column("id"), [batch.column("language")], index, start)
     sample_keys = ["id", "stage", "reason"]
     for index, start, batch in removed_pq.located_batches(
-            [c for c in dict.fromkeys([*sample_keys, *wanted]) if c in removed_cols]):
+            [c for c in dict.fromkeys([*sample_keys, *wanted, "language"]) if c in removed_cols]):
         removed.add(batch)
         if set(sample_keys) <= removed_cols:
             removed_samplers["build"].add(batch.column("id"), [batch.column("stage"), batch.column("reason")],
