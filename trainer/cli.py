@@ -3,6 +3,7 @@
     trainer pretrain --config conf/train/tiny.yaml --data RUN/tokens --out RUNS/x [--resume] [--max-steps N]
                      [--set train.lr=1e-3 ...]
     torchrun --nproc_per_node 2 -m trainer.cli pretrain ...          (DDP; gloo on CPU, nccl on CUDA)
+    trainer distill --teacher RUNS/big --config conf/train/tiny.yaml --data RUN/tokens --out RUNS/student
     trainer generate --ckpt RUNS/x [--prompt TEXT] [--max-new-tokens N --temperature T --top-k K --top-p P]
     trainer export --ckpt RUNS/x --out EXPORT_DIR [--format hf | --format peft --base-model HF_DIR]
     trainer import --hf HF_LLAMA_DIR --out EXPORT_DIR
@@ -52,6 +53,29 @@ def pretrain(
         "must use its tokenizer.model. Pass it again with --resume")] = None,
 ) -> None:
     """Train a GPT on the train split, evaluating on val; checkpoints go to OUT/ckpt/step_NNNNNNN/."""
+    _pretrain(config, data, out, resume, max_steps, set_, init_from=init_from)
+
+
+@app.command()
+def distill(
+    teacher: Annotated[Path, typer.Option(
+        "--teacher", help="the teacher: our checkpoint, run folder or export, or a transformers Llama/Qwen3 folder; "
+        "its tokenizer.model must be the shards'")],
+    config: Annotated[Path, typer.Option("--config", "-c", help="the student's YAML (model, train, distill)")],
+    data: Annotated[str, typer.Option("--data", help="local token folder with manifest.json (e.g. RUN/tokens)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="run folder for checkpoints and logs")],
+    resume: Annotated[bool, typer.Option("--resume", help="continue from the latest checkpoint in --out")] = False,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", help="override train.max_steps")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="override, e.g. distill.alpha=0.7 distill.temperature=2")] = None,
+) -> None:
+    """Pretrain a student on the token shards with loss (1-alpha)*CE + alpha*T^2*KL(teacher || student); the teacher
+    runs in inference mode. Settings: the YAML's `distill:` section (alpha 0.5, temperature 1 by default)."""
+    _pretrain(config, data, out, resume, max_steps, set_, teacher=teacher)
+
+
+def _pretrain(config: Path, data: str, out: Path, resume: bool, max_steps: int | None, set_: list[str] | None,
+              init_from: Path | None = None, teacher: Path | None = None) -> None:
     from trainer.config import load_config
     from trainer.pretrain import pretrain as run
 
@@ -70,7 +94,8 @@ def pretrain(
     from trainer.distributed import shutdown_distributed
 
     try:
-        summary = run(cfg, Path(data.removeprefix("file://")), out, resume=resume, init_from=init_from)
+        summary = run(cfg, Path(data.removeprefix("file://")), out, resume=resume, init_from=init_from,
+                      teacher_from=teacher)
     except BaseException:
         shutdown_distributed(finished=False)
         raise

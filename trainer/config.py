@@ -7,7 +7,7 @@ rounded up to a multiple of 64 (matmuls on such sizes are faster, and the extra 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -53,47 +53,74 @@ class ModelConf(BaseModel):
         return self
 
 
-class TrainConf(BaseModel):
+# Constrained types, so a subclass that changes a default keeps the constraint.
+Count = Annotated[int, Field(ge=1)]
+NonNegInt = Annotated[int, Field(ge=0)]
+Positive = Annotated[float, Field(gt=0)]
+NonNeg = Annotated[float, Field(ge=0)]
+Beta = Annotated[float, Field(ge=0, lt=1)]
+
+
+class StepConf(BaseModel):
+    """The `train:` settings every method shares (pretraining, distillation, SFT, reward, DPO, PPO): the optimizer
+    step, precision, device, seed and the loop's intervals. Defaults are pretraining's; PostTrainConf
+    (trainer/posttrain.py) changes some of them to TRL's."""
+
     model_config = ConfigDict(extra="forbid")
-    batch_size: int = Field(8, ge=1)  # sequences per micro-batch per process
-    grad_accum: int = Field(1, ge=1)
-    max_steps: int = Field(200, ge=1)
-    lr: float = Field(3e-3, gt=0)
-    min_lr: float = Field(3e-4, ge=0)
-    warmup_steps: int = Field(20, ge=0)
-    lr_decay_steps: int | None = Field(None, ge=1)  # cosine horizon; default max_steps (set it to extend a run)
-    weight_decay: float = Field(0.1, ge=0)
-    beta1: float = Field(0.9, ge=0, lt=1)
-    beta2: float = Field(0.95, ge=0, lt=1)
-    grad_clip: float = Field(1.0, ge=0)  # 0 disables clipping
+    batch_size: Count = 8  # sequences (pretraining) or examples (post-training) per micro-batch per process
+    grad_accum: Count = 1
+    max_steps: Count = 200
+    lr: Positive = 3e-3
+    min_lr: NonNeg = 3e-4
+    warmup_steps: NonNegInt = 20
+    weight_decay: NonNeg = 0.1
+    beta1: Beta = 0.9
+    beta2: Beta = 0.95
+    grad_clip: NonNeg = 1.0  # 0 disables clipping
     # bfloat16 = autocast (weights and optimizer stay float32); auto = bfloat16 where the hardware has native bf16
     # matmuls (CUDA Ampere+, CPUs with AVX512-BF16/AMX), else float32. See trainer/precision.py.
     dtype: Literal["float32", "bfloat16", "auto"] = "float32"
-    compile: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 1337
-    threads: int | None = Field(None, ge=1)  # CPU intra-op threads; default torch's. 1 avoids OpenMP stalls when
+    threads: Count | None = None  # CPU intra-op threads; default torch's. 1 avoids OpenMP stalls when
     # the cores are shared with other busy processes (a 2-thread step can then run 10-50x slower than 1 thread).
-    eval_interval: int = Field(50, ge=1)
-    eval_batches: int = Field(10, ge=1)
-    log_interval: int = Field(1, ge=1)
-    ckpt_interval: int = Field(100, ge=1)
-    keep_last: int = Field(3, ge=1)
+    eval_interval: Count = 50
+    eval_batches: Count = 10
+    log_interval: Count = 1
+    ckpt_interval: Count = 100
+    keep_last: Count = 3
     tensorboard: bool = True
-    verify_checksums: bool = True  # sha256 of every shard against the manifest, at start-up
-    peak_tflops: float | None = Field(None, gt=0)  # for MFU; default: GPU table or a CPU estimate
 
     @model_validator(mode="after")
-    def _lrs(self) -> TrainConf:
+    def _lrs(self) -> StepConf:
         if self.min_lr > self.lr:
             raise ValueError(f"min_lr ({self.min_lr}) must not exceed lr ({self.lr})")
         return self
+
+
+class TrainConf(StepConf):
+    """Pretraining's (and distillation's) `train:` section: the shared settings and these."""
+
+    lr_decay_steps: Count | None = None  # cosine horizon; default max_steps (set it to extend a run)
+    compile: bool = False
+    verify_checksums: bool = True  # sha256 of every shard against the manifest, at start-up
+    peak_tflops: Positive | None = None  # for MFU; default: GPU table or a CPU estimate
+
+
+class DistillConf(BaseModel):
+    """`trainer distill`: loss = (1 − alpha)·CE + alpha·T²·KL(teacher ‖ student), T = temperature (trainer/distill.py).
+    Defaults are torchtune's knowledge-distillation recipe (kd_ratio 0.5, no temperature)."""
+
+    model_config = ConfigDict(extra="forbid")
+    alpha: float = Field(0.5, ge=0, le=1)
+    temperature: float = Field(1.0, gt=0)
 
 
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: ModelConf = ModelConf()
     train: TrainConf = TrainConf()
+    distill: DistillConf | None = None  # read by `trainer distill` only (its defaults when absent)
 
     def gpt_config(self, vocab_size: int) -> GPTConfig:
         return GPTConfig(**{**self.model.model_dump(), "vocab_size": vocab_size})

@@ -25,7 +25,6 @@ from trainer.chat import EncodedPair, encode_pair, load_preferences
 from trainer.checkpoint import CheckpointError, base_reference, load_base
 from trainer.model import pad_right
 from trainer.posttrain import (
-    Method,
     PostTrainDataError,
     autocast,
     config_dump,
@@ -212,11 +211,11 @@ def train_dpo(conf, dconf: DPOConf, base: str | Path, data: str | Path, out: str
         if state.get("data_sha256") != sha:
             raise CheckpointError(f"the checkpoint was trained on different data than {data}")
 
-    method = Method("dpo", policy, len(train_idx), loss, evaluate if val_idx else None,
-                    {"base": base_reference(base_folder), "ref": base_reference(ref_folder),
-                     "lora": lora_settings(conf), "data_sha256": sha, "skipped": dict(skipped),
-                     "truncated": truncated}, check_resume)
-    summary = run_method(method, conf, config_dump(conf, "dpo", dconf), out, base_folder / "tokenizer.model",
-                         device, resume, quiet)
+    summary = run_method(
+        name="dpo", model=policy, n_examples=len(train_idx), loss=loss, evaluate=evaluate if val_idx else None,
+        state={"base": base_reference(base_folder), "ref": base_reference(ref_folder), "lora": lora_settings(conf),
+               "data_sha256": sha, "skipped": dict(skipped), "truncated": truncated}, check_resume=check_resume,
+        conf=conf, config=config_dump(conf, "dpo", dconf), out=out, tokenizer=base_folder / "tokenizer.model",
+        device=device, resume=resume, quiet=quiet)
     return {**summary, "pairs": len(encoded), "train_pairs": len(train_idx), "val_pairs": len(val_idx),
             "skipped": dict(skipped), "truncated": truncated}

@@ -1,7 +1,7 @@
-"""What SFT, reward and DPO share: config, device set-up, example order, batching, and `run_method`, which turns
-a method's loss into a step for the one training loop (trainer/loop.py). Each method stays one module that says
-only what is its own. PPO shares the config, the set-up and the loop, but brings its own step (a rollout and
-several updates), so it calls trainer.loop directly rather than `run_method`.
+"""What SFT, reward and DPO share: config, device set-up, example order, batching, and `run_method`, which hands a
+method's micro-batch loss to the one training step and loop (trainer/loop.py). Each method stays one module that
+says only what is its own. PPO shares the config, the set-up, the step and the loop, but its step is a rollout and
+then one `train_step` per minibatch, so it builds its loop.Task itself rather than calling `run_method`.
 
 Config files (conf/train/sft.yaml, reward.yaml, ...) hold a `train:` section (PostTrainConf, below) and a section
 named after the method with that method's settings; `--set section.key=value` overrides either.
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 from corpus.yamlconf import apply_override, read_mapping, validate
 from trainer import loop
 from trainer.checkpoint import CheckpointError, restore, rng_state, save_checkpoint, set_rng_state
-from trainer.config import TrainConfigError
+from trainer.config import Beta, Count, NonNeg, NonNegInt, Positive, StepConf, TrainConfigError
 from trainer.distributed import pick_device
 from trainer.lora import DEFAULT_TARGETS, apply_lora, has_lora
 from trainer.model import pad_right
@@ -44,39 +43,23 @@ class PostTrainDataError(ValueError):
 
 
 # -- configuration -----------------------------------------------------------------------------------------------
-class PostTrainConf(BaseModel):
-    """Optimizer-loop settings common to every method.
-
-    Defaults are TRL's (via transformers' TrainingArguments) where TRL has one and it suits any model size:
+class PostTrainConf(StepConf):
+    """The `train:` section of SFT, reward, DPO and PPO: the settings every method shares (trainer/config.py),
+    with TRL's defaults (via transformers' TrainingArguments) where TRL has one and it suits any model size:
     AdamW betas (0.9, 0.999), weight decay 0, max grad norm 1.0, batch 8, no accumulation, no warmup, linear
     decay. TRL's learning rates (SFT 2e-5, DPO 1e-6, reward 5e-5) are tuned for billion-parameter models and
     barely move a 1M-parameter one, so the default here is 1e-4 and conf/train/*.yaml set the tiny-model rates.
     """
 
-    model_config = ConfigDict(extra="forbid")
-    lr: float = Field(1e-4, gt=0)
-    min_lr: float = Field(0.0, ge=0)  # where linear / cosine decay ends (TRL: 0)
+    lr: Positive = 1e-4
+    min_lr: NonNeg = 0.0  # where linear / cosine decay ends (TRL: 0)
     lr_schedule: Literal["linear", "cosine", "constant"] = "linear"  # TRL: linear
-    warmup_steps: int = Field(0, ge=0)  # TRL: 0
-    max_steps: int = Field(100, ge=1)
-    batch_size: int = Field(8, ge=1)  # examples (SFT rows, preference pairs, prompts) per micro-batch; TRL: 8
-    grad_accum: int = Field(1, ge=1)
-    weight_decay: float = Field(0.0, ge=0)  # TRL: 0
-    beta1: float = Field(0.9, ge=0, lt=1)
-    beta2: float = Field(0.999, ge=0, lt=1)
-    grad_clip: float = Field(1.0, ge=0)  # 0 disables; TRL: 1.0
-    # bfloat16 = autocast (weights and optimizer stay float32); auto = bfloat16 where the hardware has native bf16
-    # matmuls (CUDA Ampere+, CPUs with AVX512-BF16/AMX), else float32. See trainer/precision.py.
-    dtype: Literal["float32", "bfloat16", "auto"] = "float32"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    warmup_steps: NonNegInt = 0  # TRL: 0
+    max_steps: Count = 100
+    weight_decay: NonNeg = 0.0  # TRL: 0
+    beta2: Beta = 0.999
     seed: int = 42  # TRL: 42
-    threads: int | None = Field(None, ge=1)  # CPU intra-op threads (1 when the cores are shared)
-    eval_interval: int = Field(50, ge=1)
-    eval_batches: int = Field(10, ge=1)  # SFT: at most this many val batches; reward scores every held-out pair
-    log_interval: int = Field(1, ge=1)
-    ckpt_interval: int = Field(100, ge=1)
-    keep_last: int = Field(2, ge=1)
-    tensorboard: bool = True
+    keep_last: Count = 2
     # LoRA (PEFT's LoraConfig defaults: r 8, alpha 8, dropout 0); lora_rank 0 = full fine-tuning.
     lora_rank: int = Field(0, ge=0)
     lora_alpha: float = Field(8.0, gt=0)
@@ -88,9 +71,7 @@ class PostTrainConf(BaseModel):
         return self.max_steps
 
     @model_validator(mode="after")
-    def _check(self) -> PostTrainConf:
-        if self.min_lr > self.lr:
-            raise ValueError(f"min_lr ({self.min_lr}) must not exceed lr ({self.lr})")
+    def _targets(self) -> PostTrainConf:
         if not self.lora_targets:
             raise ValueError("lora_targets must name at least one module")
         return self
@@ -191,82 +172,61 @@ def lora_settings(conf: PostTrainConf) -> dict | None:
 
 
 # -- the methods' step for the loop ------------------------------------------------------------------------------
-@dataclass
-class Method:
-    """What a method gives `run_method`. `loss(indices)` returns (loss to minimize, float metrics, tokens processed)
-    for one micro-batch of example indices; `evaluate()` returns val metrics (or is None)."""
-
-    name: str
-    model: nn.Module  # has .cfg (GPTConfig); LoRA applied already when used
-    n_examples: int
-    loss: Callable[[list[int]], tuple[torch.Tensor, dict[str, float], int]]
-    evaluate: Callable[[], dict[str, float]] | None = None
-    state: dict = field(default_factory=dict)  # saved into state.json (base, lora, data sha256, ...)
-    check_resume: Callable[[dict], None] | None = None  # raise CheckpointError if a saved state does not fit
-
-
-def run_method(method: Method, conf: PostTrainConf, config: dict, out: str | Path, tokenizer: Path,
-               device: torch.device, resume: bool = False, quiet: bool = False) -> dict:
-    """Train `method.model` for conf.max_steps optimizer steps in the training loop; resume exactly."""
+def run_method(*, name: str, model: nn.Module, n_examples: int,
+               loss: Callable[[list[int]], tuple[torch.Tensor, dict[str, float], int]],
+               evaluate: Callable[[], dict[str, float]] | None, state: dict,
+               check_resume: Callable[[dict], None] | None, conf: PostTrainConf, config: dict, out: str | Path,
+               tokenizer: Path, device: torch.device, resume: bool = False, quiet: bool = False) -> dict:
+    """Train `model` (LoRA applied already when used) for conf.max_steps optimizer steps in the training loop, and
+    resume exactly. What the method brings: `loss(indices)` — (loss to minimize, float metrics, tokens processed)
+    of one micro-batch of example indices; `evaluate()` — val metrics, or None; `state` — saved into state.json
+    (base, lora, data sha256, ...); `check_resume(state)` — raises CheckpointError if a saved state does not fit."""
     out = Path(out)
     start, log = loop.start_run(out, resume, True, conf.tensorboard, quiet)
-    model = method.model.to(device)
+    model = model.to(device)
     model.train()
     opt = make_optimizer(model, conf, device)
-    order = ExampleOrder(method.n_examples, conf.seed)
+    order = ExampleOrder(n_examples, conf.seed)
     step, tokens_seen = 0, 0
     if start is not None:
-        state = restore(start, model, opt)
-        set_rng_state(state["rng"][0])
-        if method.check_resume is not None:
-            method.check_resume(state)
-        order.load_state_dict(state["data"])
-        step, tokens_seen = state["step"], state["tokens_seen"]
+        saved = restore(start, model, opt)
+        set_rng_state(saved["rng"][0])
+        if check_resume is not None:
+            check_resume(saved)
+        order.load_state_dict(saved["data"])
+        step, tokens_seen = saved["step"], saved["tokens_seen"]
         log.print(f"resumed from {start} at step {step}")
     loop.write_run_files(out, config, tokenizer)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     dtype, warning = resolve_dtype(conf.dtype, device)
-    log.print(f"{method.name}: {method.n_examples} examples, {trainable:,} of {total:,} parameters trainable"
+    log.print(f"{name}: {n_examples} examples, {trainable:,} of {total:,} parameters trainable"
               f"{' (LoRA)' if has_lora(model) else ''}, {device.type} {dtype}")
     if warning:
         log.print(warning)
-    params = [p for p in model.parameters() if p.requires_grad]
-
-    def train_step() -> tuple[dict[str, float], int]:
-        sums: dict[str, float] = {}
-        tokens = 0
-        for _ in range(conf.grad_accum):
-            with autocast(conf, device):
-                loss, micro, n_tok = method.loss(order.next(conf.batch_size))
-            (loss / conf.grad_accum).backward()
-            tokens += n_tok
-            for k, v in {"loss": loss.item(), **micro}.items():
-                sums[k] = sums.get(k, 0.0) + v
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, conf.grad_clip if conf.grad_clip > 0 else 1e30)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        return {**{k: v / conf.grad_accum for k, v in sums.items()}, "grad_norm": float(grad_norm)}, tokens
 
     def run_eval() -> dict[str, float]:
         model.eval()
         with torch.no_grad(), autocast(conf, device):
-            metrics = method.evaluate()
+            metrics = evaluate()
         model.train()
         return metrics
 
     def checkpoint(step: int, tokens_seen: int) -> None:
-        state = {**method.state, "method": method.name, "data": order.state_dict(), "tokens_seen": tokens_seen,
+        saved = {**state, "method": name, "data": order.state_dict(), "tokens_seen": tokens_seen,
                  "rng": [rng_state()], "config": config}
-        path = save_checkpoint(out, step, model, opt, state, tokenizer, conf.keep_last)
+        path = save_checkpoint(out, step, model, opt, saved, tokenizer, conf.keep_last)
         log.print(f"step {step:>6} | checkpoint {path}")
 
     def describe(r: dict) -> str:
         shown = " | ".join(f"{k} {r[k]:.4f}" for k in r if k not in loop.LOOP_KEYS and k != "grad_norm")
         return f"step {r['step']:>6}/{conf.max_steps} | {shown} | lr {r['lr']:.2e} | {r['tokens_per_sec']:,.0f} tok/s"
 
-    task = loop.Task(opt, lambda s: lr_for(s, conf), train_step, checkpoint,
-                     run_eval if method.evaluate is not None else None, describe)
+    task = loop.Task(opt=opt, lr=lambda s: lr_for(s, conf), forward=lambda: loss(order.next(conf.batch_size)),
+                     params=[p for p in model.parameters() if p.requires_grad], aux_loss=loop.model_aux(model),
+                     grad_accum=conf.grad_accum,
+                     grad_clip=conf.grad_clip, autocast=lambda: autocast(conf, device), checkpoint=checkpoint,
+                     evaluate=run_eval if evaluate is not None else None, describe=describe)
     summary = loop.run(task, conf, log, step, tokens_seen)
     train = {k: v for k, v in summary["train"].items() if k != "grad_norm"}
     return {"step": summary["step"], "train": train, "val": summary["val"], "tokens_seen": summary["tokens_seen"],

@@ -318,28 +318,27 @@ def train_ppo(conf: PostTrainConf, pconf: PPOConf, policy_path: str | Path, prom
         advantages, returns = gae(rewards, old_values.float(), mask, pconf.gamma, pconf.lam)
         advantages = masked_whiten(advantages, mask)
         t_rollout = time.perf_counter()
-        # 2. PPO epochs over minibatches of the rollout batch
+        # 2. PPO epochs over minibatches of the rollout batch: one train_step per minibatch
         policy.train()
+
+        def minibatch_loss(mb: torch.Tensor) -> tuple[torch.Tensor, dict, int]:
+            logp, logits, values = response_logits_values(policy, head, ids[mb], index[mb], pconf.temperature, vocab)
+            m = mask[mb]
+            out_mb = ppo_losses(logp.float(), old_logp[mb], advantages[mb], values.float(), old_values[mb],
+                                returns[mb], m, pconf.cliprange, pconf.cliprange_value, pconf.vf_coef)
+            with torch.no_grad():
+                out_mb["entropy"] = masked_mean(entropy_from_logits(logits), m)
+            return out_mb.pop("loss"), out_mb, int(m.sum())
+
         sums: dict[str, float] = {}
         n_updates = 0
         for _ in range(pconf.ppo_epochs):
             perm = torch.randperm(conf.batch_size, generator=gen, device=gen.device).tolist()
             for k in range(pconf.num_minibatches):
                 mb = torch.tensor(perm[k * mb_size:(k + 1) * mb_size], device=device)
-                with autocast(conf, device):
-                    logp, logits, values = response_logits_values(policy, head, ids[mb], index[mb],
-                                                                  pconf.temperature, vocab)
-                m = mask[mb]
-                out_mb = ppo_losses(logp.float(), old_logp[mb], advantages[mb], values.float(), old_values[mb],
-                                    returns[mb], m, pconf.cliprange, pconf.cliprange_value, pconf.vf_coef)
-                out_mb["loss"].backward()
-                torch.nn.utils.clip_grad_norm_(both.parameters(), conf.grad_clip if conf.grad_clip > 0 else 1e30)
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-                with torch.no_grad():
-                    out_mb["entropy"] = masked_mean(entropy_from_logits(logits), m)
+                out_mb, _ = loop.train_step(task, lambda mb=mb: minibatch_loss(mb))
                 for key, v in out_mb.items():
-                    sums[key] = sums.get(key, 0.0) + float(v.detach())
+                    sums[key] = sums.get(key, 0.0) + v
                 n_updates += 1
         generated = int(mask.sum())
         metrics = {"reward": scores.mean().item(), "kl": kl.sum(1).mean().item(),
@@ -354,8 +353,10 @@ def train_ppo(conf: PostTrainConf, pconf: PPOConf, policy_path: str | Path, prom
                 f"entropy {r['entropy']:.3f} | clipfrac {r['clipfrac']:.3f} | vf_loss {r['vf_loss']:.4f} | "
                 f"len {r['response_tokens']:.1f} | {r['tokens_per_sec']:,.0f} gen tok/s")
 
-    task = loop.Task(opt, lambda s: lr_for(s, conf), ppo_step, checkpoint, describe=describe,
-                     finite=("loss", "kl", "reward"))
+    # grad_accum 1: a PPO update is one minibatch (ppo.num_minibatches sets their size)
+    task = loop.Task(opt=opt, lr=lambda s: lr_for(s, conf), step=ppo_step, params=list(both.parameters()),
+                     grad_clip=conf.grad_clip, autocast=lambda: autocast(conf, device), checkpoint=checkpoint,
+                     describe=describe, finite=("loss", "kl", "reward"))
     summary = loop.run(task, conf, log, step, tokens_seen)
     return {"step": summary["step"], "train": summary["record"], "tokens_seen": summary["tokens_seen"],
             "prompts": len(prompt_ids), "tokens_per_sec": summary["tokens_per_sec"], "out": str(out),

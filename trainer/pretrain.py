@@ -9,7 +9,6 @@ Run folder layout: `run_config.json` (the config as run), `tokenizer.model`, `me
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 from pathlib import Path
@@ -27,8 +26,9 @@ from trainer.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from trainer.config import Config, TrainConfigError
+from trainer.config import Config, DistillConf, TrainConfigError
 from trainer.data import ShardStream, check_tokenizer
+from trainer.distill import distill_loss
 from trainer.distributed import Dist, pick_device, setup_distributed, wants_cuda
 from trainer.flops import peak_flops
 from trainer.hf import load_init
@@ -38,21 +38,37 @@ from trainer.precision import autocast as precision_autocast
 from trainer.precision import resolve_dtype
 
 
+def load_model_for_shards(option: str, path: str | Path, tokenizer: Path, manifest_vocab: int):
+    """(model, provenance) of a model a run reads (--init-from, distillation's --teacher), after checking the shards
+    were encoded with its tokenizer (sha256): ids of another vocabulary would train silently on garbage."""
+    model, model_tok, info = load_init(path)
+    if model_tok is None:
+        raise TrainConfigError(f"{option} {path}: no tokenizer.model beside the weights, so the shards' "
+                               "tokenizer cannot be checked against the model's; put the model's sentencepiece "
+                               "tokenizer.model in that folder (and tokenize the corpus with it)")
+    if sha256_file(model_tok) != sha256_file(tokenizer):
+        raise TrainConfigError(f"{option} {path}: its tokenizer.model differs from the one the shards were "
+                               f"encoded with ({tokenizer}); tokenize the corpus with the model's tokenizer "
+                               f"(corpus tokens --set tokenize.tokenizer={model_tok})")
+    if model.cfg.vocab_size < manifest_vocab:
+        raise TrainConfigError(f"{option} {path}: its vocabulary ({model.cfg.vocab_size}) is smaller "
+                               f"than the shards' ({manifest_vocab})")
+    return model, info
+
+
+def load_teacher(path: str | Path, tokenizer: Path, manifest_vocab: int, block_size: int):
+    """(teacher, provenance) for distillation: any model --init-from takes, on the shards' tokenizer."""
+    teacher, info = load_model_for_shards("--teacher", path, tokenizer, manifest_vocab)
+    if teacher.cfg.block_size < block_size:
+        raise TrainConfigError(f"--teacher {path}: its block_size ({teacher.cfg.block_size}) is shorter than the "
+                               f"student's ({block_size}); set model.block_size <= {teacher.cfg.block_size}")
+    return teacher, info
+
+
 def starting_model(init_from: str | Path, tokenizer: Path, manifest_vocab: int, config: Config):
     """(model, its GPTConfig, provenance) of --init-from, after checking the shards were encoded with its
     tokenizer: continued pretraining on ids of another vocabulary would train silently on garbage."""
-    init_model, init_tok, info = load_init(init_from)
-    if init_tok is None:
-        raise TrainConfigError(f"--init-from {init_from}: no tokenizer.model beside the weights, so the shards' "
-                               "tokenizer cannot be checked against the model's; put the model's sentencepiece "
-                               "tokenizer.model in that folder (and tokenize the corpus with it)")
-    if sha256_file(init_tok) != sha256_file(tokenizer):
-        raise TrainConfigError(f"--init-from {init_from}: its tokenizer.model differs from the one the shards were "
-                               f"encoded with ({tokenizer}); tokenize the corpus with the model's tokenizer "
-                               f"(corpus tokens --set tokenize.tokenizer={init_tok})")
-    if init_model.cfg.vocab_size < manifest_vocab:
-        raise TrainConfigError(f"--init-from {init_from}: its vocabulary ({init_model.cfg.vocab_size}) is smaller "
-                               f"than the shards' ({manifest_vocab})")
+    init_model, info = load_model_for_shards("--init-from", init_from, tokenizer, manifest_vocab)
     # the architecture is the checkpoint's; dropout is a training choice and stays the config's
     cfg = dataclasses.replace(init_model.cfg, dropout=config.model.dropout)
     return init_model, cfg, info
@@ -75,7 +91,8 @@ def evaluate(model, stream: ShardStream, batches: int, device, autocast, d: Dist
 
 
 def pretrain(config: Config, data: str | Path, out: str | Path, resume: bool = False, quiet: bool = False,
-             init_from: str | Path | None = None) -> dict:
+             init_from: str | Path | None = None, teacher_from: str | Path | None = None) -> dict:
+    """Pretrain (or, with `teacher_from`, distill: trainer/distill.py) a GPT on the token shards at `data`."""
     conf = config.train
     out = Path(out)
     d = setup_distributed("cuda" if wants_cuda(conf.device) else "cpu")
@@ -93,6 +110,9 @@ def pretrain(config: Config, data: str | Path, out: str | Path, resume: bool = F
     init_model, init_info = None, None
     if init_from is not None:
         init_model, cfg, init_info = starting_model(init_from, tokenizer, manifest_vocab, config)
+    teacher, teacher_info = None, None
+    if teacher_from is not None:
+        teacher, teacher_info = load_teacher(teacher_from, tokenizer, manifest_vocab, cfg.block_size)
 
     start_ckpt, log = loop.start_run(out, resume, d.main, conf.tensorboard, quiet)
     dtype, warning = resolve_dtype(conf.dtype, device)
@@ -113,6 +133,8 @@ def pretrain(config: Config, data: str | Path, out: str | Path, resume: bool = F
                   "is not used")
     del init_model
     model = model.to(device)
+    if teacher is not None:
+        teacher = teacher.to(device).eval().requires_grad_(False)
     opt = make_optimizer(model, conf, device)
     stream_args = dict(block_size=cfg.block_size, batch_size=conf.batch_size, rank=d.rank, world_size=d.world,
                        verify_checksums=conf.verify_checksums, vocab_size=vocab)
@@ -130,6 +152,9 @@ def pretrain(config: Config, data: str | Path, out: str | Path, resume: bool = F
         state = restore(start_ckpt, model, opt)
         if state.get("manifest_sha256") != manifest_sha:
             raise CheckpointError(f"{start_ckpt} was trained on a different manifest than {ds.manifest_path}")
+        if state.get("teacher") != teacher_info:
+            raise CheckpointError(f"{start_ckpt} was trained with teacher {state.get('teacher')}, this run with "
+                                  f"{teacher_info}; pass the same --teacher (or none) to resume")
         step, tokens_seen = state["step"], state["tokens_seen"]
         try:
             train.load_state_dict(state["data"])
@@ -140,7 +165,8 @@ def pretrain(config: Config, data: str | Path, out: str | Path, resume: bool = F
         log.print(f"resumed from {start_ckpt} at step {step}")
     if d.main:
         loop.write_run_files(out, {**config.model_dump(), "resolved_model": cfg.to_dict(), "resolved_dtype": dtype,
-                                   **({"init_from": init_info} if init_info else {})}, tokenizer)
+                                   **({"init_from": init_info} if init_info else {}),
+                                   **({"teacher": teacher_info} if teacher_info else {})}, tokenizer)
 
     raw = model
     if conf.compile:
@@ -165,24 +191,29 @@ def pretrain(config: Config, data: str | Path, out: str | Path, resume: bool = F
             out["mfu_measured"] = rate * flops_per_token / peak.measured
         return out
 
-    def train_step() -> tuple[dict[str, float], int]:
-        loss_sum = torch.zeros((), device=device)
-        for micro in range(conf.grad_accum):
-            x, y = train.next_batch(device)
-            # Only the last micro-step all-reduces gradients under DDP.
-            sync = micro == conf.grad_accum - 1 or d.world == 1
-            with (contextlib.nullcontext() if sync else model.no_sync()), autocast():
-                _, loss = model(x, y, return_logits=False)
-            # + the MoE's weighted auxiliary losses of this forward (0 for a dense model); `loss` stays the LM loss
-            ((loss + raw.aux_loss()) / conf.grad_accum).backward()
-            loss_sum += loss.detach()
-        grad_norm = torch.nn.utils.clip_grad_norm_(raw.parameters(), conf.grad_clip if conf.grad_clip > 0 else 1e30)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if d.world > 1:
-            dist.all_reduce(loss_sum)
-        loss_value = loss_sum.item() / (conf.grad_accum * d.world)  # .item() also waits for the device
-        return {"loss": loss_value, "grad_norm": float(grad_norm), **raw.moe_metrics()}, tokens_per_step
+    tokens_per_micro = conf.batch_size * cfg.block_size * d.world
+    dconf = config.distill or DistillConf()
+
+    def forward() -> tuple[torch.Tensor, dict, int]:
+        """One micro-batch's loss: the next-token cross-entropy, or distillation's mix of it with the KL to the
+        teacher. The training loss of every pretraining run is formed here."""
+        x, y = train.next_batch(device)
+        if teacher is None:
+            _, loss = model(x, y, return_logits=False)
+            return loss, {}, tokens_per_micro
+        logits, ce = model(x, y)
+        with torch.inference_mode():  # under train_step's autocast, as the student
+            teacher_logits = teacher.lm_head(teacher.hidden(x)).float()
+        # a normal tensor again: the KL's backward keeps the teacher's probabilities, which an inference tensor
+        # may not be; the vocabulary is the tokenizer's (padding rows of either model are no tokens)
+        loss, kl = distill_loss(logits[..., :manifest_vocab], teacher_logits[..., :manifest_vocab].clone(), y, ce,
+                                dconf.alpha, dconf.temperature)
+        return loss, {"ce": ce.detach(), "kl": kl.detach()}, tokens_per_micro
+
+    def reduce(sums: dict[str, torch.Tensor]) -> None:
+        for value in sums.values():  # the metrics of every rank, averaged
+            dist.all_reduce(value)
+            value /= d.world
 
     def run_eval() -> dict[str, float]:
         return {"val_loss": evaluate(model, val, conf.eval_batches, device, autocast, d)}
@@ -193,7 +224,7 @@ def pretrain(config: Config, data: str | Path, out: str | Path, resume: bool = F
             rngs = [None] * d.world
             dist.all_gather_object(rngs, rng_state())
         if d.main:
-            state = {"tokens_seen": tokens_seen, "data": train.state_dict(), "rng": rngs,
+            state = {"tokens_seen": tokens_seen, "data": train.state_dict(), "rng": rngs, "teacher": teacher_info,
                      "config": config.model_dump(), "manifest_sha256": manifest_sha, "world_size": d.world}
             path = save_checkpoint(out, step, raw, opt, state, tokenizer, conf.keep_last)
             log.print(f"step {step:>6} | checkpoint {path}")
@@ -201,15 +232,20 @@ def pretrain(config: Config, data: str | Path, out: str | Path, resume: bool = F
             dist.barrier()
 
     def describe(r: dict) -> str:
-        return (f"step {r['step']:>6}/{conf.max_steps} | loss {r['loss']:.4f} | lr {r['lr']:.2e} | "
+        kd = f" (ce {r['ce']:.4f}, kl {r['kl']:.4f})" if "kl" in r else ""
+        return (f"step {r['step']:>6}/{conf.max_steps} | loss {r['loss']:.4f}{kd} | lr {r['lr']:.2e} | "
                 f"norm {r['grad_norm']:.2f} | {r['tokens_per_sec']:,.0f} tok/s | mfu {100 * r['mfu']:.2f}%"
                 + (f" ({100 * r['mfu_measured']:.2f}% of measured)" if "mfu_measured" in r else "")
                 + f" | {r['dt_ms']:.0f} ms")
 
     model.train()
-    task = loop.Task(opt, lambda s: lr_at(s, conf), train_step, checkpoint, run_eval if val is not None else None,
-                     describe, lambda s, m: f"step {s:>6} | val loss {m['val_loss']:.4f}",
-                     rate_metrics)
+    task = loop.Task(opt=opt, lr=lambda s: lr_at(s, conf), forward=forward, params=list(raw.parameters()),
+                     aux_loss=loop.model_aux(raw), grad_accum=conf.grad_accum, grad_clip=conf.grad_clip,
+                     autocast=autocast,
+                     no_sync=model.no_sync if d.world > 1 else None, reduce=reduce if d.world > 1 else None,
+                     checkpoint=checkpoint, evaluate=run_eval if val is not None else None, describe=describe,
+                     describe_val=lambda s, m: f"step {s:>6} | val loss {m['val_loss']:.4f}",
+                     rate_metrics=rate_metrics)
     summary = loop.run(task, conf, log, step, tokens_seen)
     mean_rate = summary["tokens_per_sec"]
     return {"step": summary["step"], "train_loss": summary["train"].get("loss", float("nan")),

@@ -24,7 +24,6 @@ from trainer.checkpoint import CheckpointError, base_reference, load_base, load_
 from trainer.config import TrainConfigError
 from trainer.model import RewardModel, pad_right
 from trainer.posttrain import (
-    Method,
     PostTrainConf,
     PostTrainDataError,
     config_dump,
@@ -139,10 +138,11 @@ def train_reward(conf: PostTrainConf, rconf: RewardConf, base: str | Path, data:
         if state.get("data_sha256") != sha:
             raise CheckpointError(f"the checkpoint was trained on different data than {data}")
 
-    method = Method("reward", model, len(train_idx), loss, evaluate if val_idx else None,
-                    {"base": base_reference(base_folder), "lora": lora_settings(conf), "data_sha256": sha,
-                     "skipped": dict(skipped), "truncated": truncated}, check_resume)
-    summary = run_method(method, conf, config_dump(conf, "reward", rconf), out, base_folder / "tokenizer.model",
-                         device, resume, quiet)
+    summary = run_method(
+        name="reward", model=model, n_examples=len(train_idx), loss=loss, evaluate=evaluate if val_idx else None,
+        state={"base": base_reference(base_folder), "lora": lora_settings(conf), "data_sha256": sha,
+               "skipped": dict(skipped), "truncated": truncated}, check_resume=check_resume,
+        conf=conf, config=config_dump(conf, "reward", rconf), out=out, tokenizer=base_folder / "tokenizer.model",
+        device=device, resume=resume, quiet=quiet)
     return {**summary, "pairs": len(encoded), "train_pairs": len(train_idx), "val_pairs": len(val_idx),
             "skipped": dict(skipped), "truncated": truncated}

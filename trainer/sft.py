@@ -24,7 +24,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from trainer.chat import load_conversations, render, truncate
 from trainer.checkpoint import CheckpointError, base_reference, load_base
 from trainer.posttrain import (
-    Method,
     PostTrainConf,
     PostTrainDataError,
     config_dump,
@@ -123,11 +122,12 @@ def train_sft(conf: PostTrainConf, sconf: SFTConf, base: str | Path, data: str |
             raise CheckpointError("the checkpoint's sft settings (max_len, pack, val_fraction) differ from this run's")
 
     skipped = +skipped
-    method = Method("sft", model, len(rows), loss, evaluate if val_rows else None,
-                    {"base": base_reference(base_folder), "lora": lora_settings(conf), "data_sha256": sha,
-                     "skipped": dict(skipped), "truncated": counts["truncated"]}, check_resume)
-    summary = run_method(method, conf, config_dump(conf, "sft", sconf), out, base_folder / "tokenizer.model",
-                         device, resume, quiet)
+    summary = run_method(
+        name="sft", model=model, n_examples=len(rows), loss=loss, evaluate=evaluate if val_rows else None,
+        state={"base": base_reference(base_folder), "lora": lora_settings(conf), "data_sha256": sha,
+               "skipped": dict(skipped), "truncated": counts["truncated"]}, check_resume=check_resume,
+        conf=conf, config=config_dump(conf, "sft", sconf), out=out, tokenizer=base_folder / "tokenizer.model",
+        device=device, resume=resume, quiet=quiet)
     return {**summary, "rows": len(rows), "val_rows": len(val_rows), "conversations": len(convs),
             "skipped": dict(skipped), "truncated": counts["truncated"]}
 
