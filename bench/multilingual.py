@@ -6,7 +6,7 @@ FineWebQuality, GopherQuality, no C4; English: FineWeb's four), the share of equ
 seconds each side took. `--zhwiki N`: keep rate on the first N Chinese Wikipedia articles that lid.176 calls
 Chinese (above language.threshold), today's English rules (quality.preset english) beside FineWeb-2's.
 
-    PYTHONPATH=. .venv/bin/python bench/multilingual.py --docs 300 --zhwiki 1000
+    PYTHONPATH=. .venv/bin/python bench/multilingual.py --docs 300 --zhwiki 1000 --zhwiki-min-chars 0 300
 """
 
 from __future__ import annotations
@@ -121,8 +121,9 @@ def parity(lang: str, docs: list[str]) -> dict:
             "keep_datatrove": sum(b) / len(docs), "s_ours": round(t1 - t0, 2), "s_datatrove": round(t2 - t1, 2)}
 
 
-def zhwiki(n: int) -> dict:
-    """Keep rates on the first `n` zhwiki articles lid.176 calls Chinese above 0.65."""
+def zhwiki(n: int, min_chars: int = 0) -> dict:
+    """Keep rates on the first `n` zhwiki articles of at least `min_chars` characters that lid.176 calls Chinese
+    above 0.65."""
     from corpus.build.language_id import LanguageId
     from corpus.config import LanguageConf
 
@@ -131,7 +132,7 @@ def zhwiki(n: int) -> dict:
     with gzip.open(DATA / "zhwiki.jsonl.gz", "rt", encoding="utf-8") as f:
         for line in f:
             text = json.loads(line)["text"]
-            if lid.predict(text)[2]:
+            if len(text) >= min_chars and lid.predict(text)[2]:
                 docs.append(text)
                 if len(docs) >= n:
                     break
@@ -141,7 +142,7 @@ def zhwiki(n: int) -> dict:
     rates = {name: sum(f(d) is None for d in docs) / len(docs) for name, f in
              [("english_rules", english), ("fineweb2", fw2), ("fineweb2_char_ngrams", fw2_char),
               ("fineweb2_cjk_line_end", fw2_cjk), ("datatrove_cmn_Hani", datatrove)]}
-    return {"zhwiki_docs": len(docs), **rates}
+    return {"zhwiki_docs": len(docs), "min_chars": min_chars, **rates}
 
 
 def main() -> None:
@@ -149,11 +150,13 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=300, help="documents per language")
     ap.add_argument("--langs", default=",".join(LANGS))
     ap.add_argument("--zhwiki", type=int, default=0, help="also the keep rates on this many zhwiki articles")
+    ap.add_argument("--zhwiki-min-chars", type=int, nargs="*", default=[0], help="... of at least these lengths")
     args = ap.parse_args()
     for lang in args.langs.split(","):
         print(json.dumps(parity(lang, documents(lang, args.docs))), flush=True)
     if args.zhwiki:
-        print(json.dumps(zhwiki(args.zhwiki)), flush=True)
+        for min_chars in args.zhwiki_min_chars:
+            print(json.dumps(zhwiki(args.zhwiki, min_chars)), flush=True)
 
 
 if __name__ == "__main__":
