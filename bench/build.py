@@ -6,11 +6,15 @@ datatrove only ships a trafilatura extractor, so the like-for-like row uses traf
 our default (resiliparse) is reported as a separate row.
 
     .venv/bin/python bench/build.py --synth-pages 5000 --html-pages 2000 --files 4
+
+`--text-pages N` adds Chinese beside English: N Chinese and N English Wikipedia articles (JSONL) through
+`corpus build`, pages per second for each (`--synth-pages 0 --html-pages 0 --text-pages 2000` runs it alone).
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import shutil
@@ -106,12 +110,65 @@ def bench_one(label: str, crawl: Path, pages: int, tmp: Path, workers: int) -> N
               f"start-up excluded: {pages / step:.1f} pages/s, {dt_s / step:.2f}x datatrove")
 
 
+def run_ours_text(inputs: Path, out: Path, workers: int, languages: str) -> tuple[float, int, dict]:
+    """`corpus build` over JSONL text (no extraction), keeping `languages`; returns (seconds, docs, stats)."""
+    t = time.perf_counter()
+    res = subprocess.run(
+        [sys.executable, "-m", "corpus.cli", "build", "--input", str(inputs), "--out", str(out),
+         "--master", f"local[{workers}]", "--set", f"language.languages=[{languages}]"],
+        capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    seconds = time.perf_counter() - t
+    if res.returncode != 0:
+        raise SystemExit(f"corpus build failed:\n{res.stderr[-3000:]}")
+    stats = json.loads((out / "stats" / "build.json").read_text())
+    return seconds, stats["documents_kept"], stats
+
+
+def write_jsonl_pages(source: Path, out_dir: Path, pages: int, files: int) -> int:
+    """The first `pages` documents of a shared JSONL corpus, spread over `files` JSONL files; returns the count."""
+    out_dir.mkdir(parents=True)
+    outs = [gzip.open(out_dir / f"part-{i:05d}.jsonl.gz", "wt", encoding="utf-8") for i in range(files)]
+    n = 0
+    with gzip.open(source, "rt", encoding="utf-8") as f:
+        for line in f:
+            if n >= pages:
+                break
+            row = json.loads(line)
+            outs[n % files].write(json.dumps({"id": row["id"], "text": row["text"]}, ensure_ascii=False) + "\n")
+            n += 1
+    for o in outs:
+        o.close()
+    return n
+
+
+def bench_languages(pages: int, tmp: Path, workers: int, files: int) -> None:
+    """Chinese beside English: the same number of Wikipedia articles (JSONL, no extraction) through `corpus build`,
+    each keeping its language with its own recipe (English: FineWeb's; Chinese: FineWeb-2's cmn_Hani, jieba)."""
+    sources = [("English Wikipedia", "en", REPO.parent / "shared" / "data" / "quality" / "wikipedia-en.jsonl.gz"),
+               ("Chinese Wikipedia", "zh", REPO.parent / "shared" / "data" / "multilingual" / "zhwiki.jsonl.gz")]
+    print(f"\n== Wikipedia JSONL by language: {pages} articles each, {files} files, {workers} workers")
+    print(f"{'input':20s} {'chars/page':>10s} {'seconds':>8s} {'step s':>7s} {'pages/s':>8s} {'pages/s step':>12s} "
+          f"{'kept':>6s}")
+    for label, lang, source in sources:
+        inputs = tmp / f"text-{lang}"
+        n = write_jsonl_pages(source, inputs, pages, files)
+        chars = sum(len(json.loads(line)["text"]) for p in inputs.glob("*.jsonl.gz")
+                    for line in gzip.open(p, "rt", encoding="utf-8"))
+        s, docs, stats = run_ours_text(inputs, tmp / f"text-{lang}-ours", workers, lang)
+        step = stats.get("wall_seconds") or s
+        print(f"{label:20s} {chars / n:10.0f} {s:8.1f} {step:7.1f} {n / s:8.1f} {n / step:12.1f} {docs:6d}")
+        print("  task seconds by stage:", json.dumps(stats["task_seconds"]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--synth-pages", type=int, default=5000)
     ap.add_argument("--html-pages", type=int, default=2000)
     ap.add_argument("--files", type=int, default=4)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--text-pages", type=int, default=0,
+                    help="also Chinese beside English: this many Wikipedia articles of each through corpus build")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = ap.parse_args()
 
@@ -124,6 +181,8 @@ def main() -> None:
     if args.html_pages and AEB_HTML.exists():
         write_synthetic_crawl(tmp / "aeb", pages=args.html_pages, seed=11, files=args.files, from_html=AEB_HTML)
         bench_one("AEB real HTML (--from-html)", tmp / "aeb", args.html_pages, tmp, args.workers)
+    if args.text_pages:
+        bench_languages(args.text_pages, tmp, args.workers, args.files)
     if not args.keep:
         shutil.rmtree(tmp, ignore_errors=True)
     else:

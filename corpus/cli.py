@@ -84,10 +84,12 @@ def _step_folders(step: str, folder: str, run: str | None, out: str | None, inp:
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
+    from corpus.build.lang_words import MissingTokenizerError
     from corpus.build.language_id import LanguageModelError
+    from corpus.build.normalize import ChineseScriptError
     from corpus.spark.session import SparkSetupError
 
-    return (*USER_ERRORS, SparkSetupError, LanguageModelError)
+    return (*USER_ERRORS, SparkSetupError, LanguageModelError, MissingTokenizerError, ChineseScriptError)
 
 
 @app.command()

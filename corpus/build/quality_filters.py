@@ -7,10 +7,11 @@ References (datatrove 0.10.1, ``datatrove/pipeline/filters/``):
 * ``C4QualityFilter`` (c4_filters.py)
 * ``FineWebQualityFilter`` (fineweb_quality_filter.py)
 
-Constructor keywords and defaults are datatrove's (minus ``exclusion_writer`` and ``language``: English
-only). ``check(text)`` returns ``(reason, text)``: ``reason`` is None when datatrove keeps the document
-and otherwise the exact reason string datatrove returns; ``text`` is the rewritten text for C4 (kept
-lines, as datatrove sets ``doc.text``) and the input text otherwise.
+Constructor keywords and defaults are datatrove's (minus ``exclusion_writer``); instead of ``language`` they take
+``words``, the word-splitting function of the language (default: English's; corpus.build.lang_words gives
+datatrove's tokenizer of any language). ``check(text)`` returns ``(reason, text)``: ``reason`` is None when
+datatrove keeps the document and otherwise the exact reason string datatrove returns; ``text`` is the rewritten
+text for C4 (kept lines, as datatrove sets ``doc.text``) and the input text otherwise.
 
 Speed comes from tokenizing once per document (``corpus.build.word_tokenizer``, memoized) and from counting n-grams
 with C-level ``Counter``/``zip``/``set`` instead of Python loops.
@@ -26,7 +27,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from itertools import accumulate
 from operator import itemgetter
 
@@ -35,9 +36,12 @@ from datatrove.pipeline.filters.c4_filters import CITATION_REGEX, END_PUNCTUATIO
 from datatrove.pipeline.filters.gopher_quality_filter import STOP_WORDS
 from datatrove.utils.text import PUNCTUATION_SET, TERMINAL_PUNCTUATION
 
+from corpus.build import fineweb2
+from corpus.build.lang_words import word_splitter
 from corpus.build.stage import Doc, Drop, Stage
 from corpus.build.word_tokenizer import count_sentences, split_into_sentences, words_tuple
 from corpus.config import PipelineConf
+from corpus.languages import ENGLISH, fineweb2_name, script_of
 
 _PARAGRAPH_SPLIT = re.compile(r"\n{2,}")
 _LINE_SPLIT = re.compile("\n+")
@@ -166,7 +170,9 @@ class GopherRepetitionFilter:
             (9, 0.11),
             (10, 0.10),
         ),
+        words: Callable[[str], tuple[str, ...]] = words_tuple,
     ):
+        self.words = words
         self.dup_line_frac = dup_line_frac
         self.dup_para_frac = dup_para_frac
         self.dup_line_char_frac = dup_line_char_frac
@@ -188,7 +194,7 @@ class GopherRepetitionFilter:
         reason = self._line_reason(text, m)
         if reason:
             return reason
-        words = words_tuple(text)
+        words = self.words(text)
         for n, n_frac in self.top_n_grams:
             top = top_ngram_chars(words, n)
             if top is not None:
@@ -240,7 +246,9 @@ class GopherQualityFilter:
         max_non_alpha_words_ratio: float | None = 0.8,
         min_stop_words: int | None = 2,
         stop_words: list[str] | None = None,
+        words: Callable[[str], tuple[str, ...]] = words_tuple,
     ):
+        self.words = words
         self.min_doc_words = min_doc_words
         self.max_doc_words = max_doc_words
         self.min_avg_word_length = min_avg_word_length
@@ -254,7 +262,7 @@ class GopherQualityFilter:
 
     def metrics(self, text: str) -> dict[str, float | None]:
         """Every value the filter thresholds, computed with datatrove's expressions (None: undefined)."""
-        words = words_tuple(text)
+        words = self.words(text)
         n_words = len(words)
         non_symbol_lengths = [len(w) for w in words if not _PUNCT_SET.issuperset(w)]
         lines = text.splitlines()
@@ -408,7 +416,9 @@ class FineWebQualityFilter:
         short_line_length: int = 30,
         char_duplicates_ratio: float = 0.01,
         new_line_ratio: float = 0.3,
+        words: Callable[[str], tuple[str, ...]] = words_tuple,
     ):
+        self.words = words
         self.line_punct_thr = line_punct_thr
         self.line_punct_exclude_zero = line_punct_exclude_zero
         self.stop_chars = tuple(stop_chars) if stop_chars is not None else tuple(TERMINAL_PUNCTUATION)
@@ -422,7 +432,7 @@ class FineWebQualityFilter:
         lines = [line for line in text.split("\n") if line.strip() != ""]
         if not lines:
             return {"n_lines": 0}
-        n_words = len(words_tuple(text))
+        n_words = len(self.words(text))
         return {
             "n_lines": len(lines),
             "line_punct_ratio": sum(1 for line in lines if line.endswith(self.stop_chars)) / len(lines),
@@ -452,7 +462,7 @@ class FineWebQualityFilter:
         m["char_dup_ratio"] = ratio = find_duplicates(lines)[1] / len(text.replace("\n", ""))
         if ratio > self.char_duplicates_ratio:
             return "char_dup_ratio"
-        n_words = len(words_tuple(text))
+        n_words = len(self.words(text))
         if not n_words:
             return "fineweb_no_words"
         m["list_ratio"] = ratio = text.count("\n") / n_words
@@ -494,18 +504,59 @@ class QualityChain:
         return None, None, text, metrics
 
 
+# Line ends FineWeb's line-punctuation ratio also counts on Chinese/Japanese text with quality.cjk_line_end.
+CJK_LINE_END = ("…", "⋯")
+_CJK_SCRIPTS = frozenset({"Hani", "Hans", "Hant", "Jpan"})
+
+
 class _FilterStage(Stage):
     """One of the four filters above as a build stage: its config section is `quality.<name>`, its keyword
-    arguments; C4's rewritten text is what the later stages see, as in a datatrove pipeline."""
+    arguments; C4's rewritten text is what the later stages see, as in a datatrove pipeline.
+
+    Per language (`doc.language`, from the language stage): English, and every language under
+    `quality.preset: english`, takes the section; under `fineweb2` any other language takes FineWeb-2's recipe
+    (corpus.build.fineweb2) and its own word tokenizer (corpus.build.lang_words). Filters are built on a
+    language's first document, once per worker; a stage FineWeb-2 does not apply (C4) does not see the document.
+    """
 
     filter_class: type
 
     def __init__(self, conf: PipelineConf):
         super().__init__(conf)
         self.filter = self.filter_class(**self.section_conf(conf).model_dump())
+        self._per_language = conf.quality.preset == "fineweb2"
+        self._filters: dict[str | None, object | None] = {}
+
+    def filter_for(self, language: str | None):
+        """The filter for a document of lid/GlotLID label `language`; None when the recipe skips this stage."""
+        if not self._per_language:
+            return self.filter
+        try:
+            return self._filters[language]
+        except KeyError:
+            pass
+        name = fineweb2_name(language)
+        if name is None or name == ENGLISH:
+            found = self.filter
+        else:
+            kwargs = fineweb2.stage_kwargs(self.name, name)
+            found = None if kwargs is None else self._language_filter(name, kwargs)
+        self._filters[language] = found
+        return found
+
+    def _language_filter(self, name: str, kwargs: dict):
+        quality = self.conf.quality
+        # character n-grams replace words in the repetition measures only (word counts, stop words stay words)
+        char_ngrams = quality.char_ngrams and self.name == "gopher_repetition"
+        if self.name == "fineweb" and quality.cjk_line_end and script_of(name) in _CJK_SCRIPTS:
+            kwargs = {**kwargs, "stop_chars": (*TERMINAL_PUNCTUATION, *CJK_LINE_END)}
+        return self.filter_class(**kwargs, words=word_splitter(name, char_ngrams))
+
+    def applies(self, doc: Doc) -> bool:
+        return self.filter_for(doc.language) is not None
 
     def apply(self, doc: Doc) -> Drop | None:
-        reason, doc.text, metrics = self.filter.measure(doc.text)
+        reason, doc.text, metrics = self.filter_for(doc.language).measure(doc.text)
         self.record(doc, metrics)
         return None if reason is None else Drop(reason)
 
