@@ -98,15 +98,46 @@ def shingle_hashes(text: str, n: int, tokenize: Callable[[str], list[str]]) -> n
     return np.fromiter(map(xxhash.xxh64_intdigest, grams), dtype=np.uint64, count=max(len(words) - n + 1, 0))
 
 
+def language_key(language: str | None) -> str | None:
+    """The FineWeb-2 name of a document's language when it is shingled and bucketed apart from English (and from
+    every other language), None for English and for unknown or missing labels (the English default)."""
+    from corpus.languages import ENGLISH, fineweb2_name
+
+    name = fineweb2_name(language)
+    return None if name is None or name == ENGLISH else name
+
+
 class MinHasher:
     def __init__(self, params: MinHashParams = MinHashParams(), tokenize: Callable[[str], list[str]] | None = None):
         self.params = params
         self.a, self.b = params.permutations()
         self.tokenize = tokenize or default_word_tokenizer()
+        self._tokenizers: dict[str | None, Callable] = {None: self.tokenize}
 
-    def signatures(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(signatures uint64 [docs, num_perm], has_signature bool [docs]) for a batch of texts."""
-        hashes = [shingle_hashes(t, self.params.n_grams, self.tokenize) for t in texts]
+    def tokenizer_for(self, language: str | None) -> Callable:
+        """The word tokenizer a document's shingles come from: its language's, as datatrove assigns it by
+        FineWeb-2 name (what FineWeb-2's MinhashDedupSignature(language=...) does); English and unknown labels
+        take the default. A language whose tokenizer package is missing falls back to the default tokenizer (the
+        build checks the configured languages' tokenizers before it starts, so only unexpected labels do)."""
+        key = language_key(language)
+        if key not in self._tokenizers:
+            from corpus.build.lang_words import MissingTokenizerError, word_splitter
+
+            try:
+                self._tokenizers[key] = word_splitter(key)
+            except MissingTokenizerError:
+                self._tokenizers[key] = self.tokenize
+        return self._tokenizers[key]
+
+    def signatures(self, texts: Sequence[str], languages: Sequence[str | None] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """(signatures uint64 [docs, num_perm], has_signature bool [docs]) for a batch of texts; with `languages`,
+        each text is shingled with its language's word tokenizer."""
+        n = self.params.n_grams
+        if languages is None:
+            hashes = [shingle_hashes(t, n, self.tokenize) for t in texts]
+        else:
+            hashes = [shingle_hashes(t, n, self.tokenizer_for(lang)) for t, lang in zip(texts, languages, strict=True)]
         sigs = np.zeros((len(texts), self.params.num_perm), dtype=np.uint64)
         ok = np.array([h.size > 0 for h in hashes], dtype=bool)
         start = 0
@@ -150,14 +181,18 @@ class MinHasher:
         np.subtract(x, MERSENNE_PRIME, out=x, where=x >= MERSENNE_PRIME)
         return x
 
-    def band_keys(self, sigs: np.ndarray) -> np.ndarray:
-        """int64 [docs, num_bands]: a 64-bit xxhash of each band's rows (the LSH bucket key)."""
+    def band_keys(self, sigs: np.ndarray, languages: Sequence[str | None] | None = None) -> np.ndarray:
+        """int64 [docs, num_bands]: a 64-bit xxhash of each band's rows (the LSH bucket key). With `languages`, a
+        non-English document's keys are seeded by its language, so documents of different languages never share
+        a bucket and are never compared (dedup is per language, as FineWeb-2's); English keys are unchanged."""
         p = self.params
         bands = np.ascontiguousarray(sigs).reshape(len(sigs), p.num_bands, p.rows_per_band)
         keys = np.empty((len(sigs), p.num_bands), dtype=np.int64)
         for d in range(len(sigs)):
+            key = language_key(languages[d]) if languages is not None else None
+            seed = 0 if key is None else xxhash.xxh64_intdigest(key)
             for band in range(p.num_bands):
-                keys[d, band] = xxhash.xxh64_intdigest(bands[d, band].tobytes()) - (1 << 63)
+                keys[d, band] = xxhash.xxh64_intdigest(bands[d, band].tobytes(), seed) - (1 << 63)
         return keys
 
 

@@ -58,6 +58,47 @@ def test_signatures_equal_datatrove():
         assert np.array_equal(np.array(ref.get_signature(shingles)).reshape(-1), sigs[i])
 
 
+def _multilingual_texts() -> dict[str, list[str]]:
+    """Real Chinese and Japanese articles and German news (the first few of each file)."""
+    out = {}
+    for name, lang in (("zhwiki.jsonl.gz", "zh"), ("livedoor-ja.jsonl.gz", "ja"), ("news-de.jsonl.gz", "de")):
+        with gzip.open(shared_data("multilingual", name), "rt") as f:
+            out[lang] = [json.loads(line)["text"][:3000] for _, line in zip(range(6), f, strict=False)]
+    return out
+
+
+def test_signatures_per_language_equal_datatrove_with_its_language():
+    """Issue 25: a document is shingled with its language's word tokenizer, as FineWeb-2's
+    MinhashDedupSignature(language=<iso3_Script>) does; English keeps the default (identical signatures)."""
+    from datatrove.pipeline.dedup.minhash import MinhashDedupSignature
+
+    hasher = MinHasher()
+    english = _real_texts()[:6]
+    assert np.array_equal(hasher.signatures(english, ["en"] * 6)[0], hasher.signatures(english)[0])
+    for lang, texts in _multilingual_texts().items():
+        name = {"zh": "cmn_Hani", "ja": "jpn_Jpan", "de": "deu_Latn"}[lang]
+        ref = MinhashDedupSignature(output_folder="/tmp/unused-minhash", language=name)
+        sigs, ok = hasher.signatures(texts, [lang] * len(texts))
+        for i, text in enumerate(texts):
+            shingles = ref.get_shingles(text)
+            assert ok[i] == (shingles.size > 0)
+            if ok[i]:
+                assert np.array_equal(np.array(ref.get_signature(shingles)).reshape(-1), sigs[i]), (lang, i)
+    # Chinese shingled by the English tokenizer would be one "word" per sentence: other signatures.
+    zh = _multilingual_texts()["zh"][:2]
+    assert not np.array_equal(hasher.signatures(zh, ["zh", "zh"])[0], hasher.signatures(zh)[0])
+
+
+def test_documents_of_different_languages_never_share_a_bucket():
+    hasher = MinHasher()
+    text = _real_texts()[0]
+    sigs, _ = hasher.signatures([text, text, text], ["en", "de", "de"])
+    keys = hasher.band_keys(sigs, ["en", "de", "de"])
+    assert np.array_equal(keys[1], keys[2])  # the same language: the same buckets
+    assert not set(keys[0]) & set(keys[1])  # the same text under another language: no bucket in common
+    assert np.array_equal(keys[0], hasher.band_keys(sigs[:1])[0])  # English keys are the language-free ones
+
+
 def test_jaccard_estimates_agree_with_datasketch():
     from datasketch import MinHash
 
