@@ -283,7 +283,8 @@ def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupC
 
     # 5. components → keeper per component, all without the text.
     cc_info = {"rounds": 0}
-    components = (connected_components(edges, conf.max_iterations, checkpoint=reliable, info=cc_info) if n_edges
+    components = (connected_components(edges, conf.max_iterations, checkpoint=reliable, info=cc_info,
+                                        n_edges=n_edges) if n_edges
                   else unique.sparkSession.createDataFrame([], "node string, component string"))
     labelled = (unique_meta.join(components.withColumnRenamed("node", "id"), "id", "left")
                 .withColumn("component", F.coalesce("component", "id")))
@@ -316,11 +317,16 @@ def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupC
     n_removed = write_partitions(ordered, out, "removed")
     lap("keepers_and_write")
 
-    histogram = {str(r["cluster_size"]): r["n"] for r in
-                 kept_meta.groupBy("cluster_size").agg(F.count(F.lit(1)).alias("n")).orderBy("cluster_size").collect()}
-    kept_totals = kept_meta.agg(F.count(F.lit(1)).alias("n"), F.sum("text_bytes").alias("bytes")).first()
-    n_kept = kept_totals["n"]
-    near_clusters = kept_meta.where(F.col("near_members") > 1).count()
+    # One small aggregate gives the histogram, the totals and the near clusters (one job instead of three).
+    summary = kept_meta.groupBy("cluster_size", (F.col("near_members") > 1).alias("near")).agg(
+        F.count(F.lit(1)).alias("n"), F.sum("text_bytes").alias("bytes")).collect()
+    sizes: dict[int, int] = {}
+    for r in summary:
+        sizes[r["cluster_size"]] = sizes.get(r["cluster_size"], 0) + r["n"]
+    histogram = {str(size): n for size, n in sorted(sizes.items())}
+    n_kept = sum(r["n"] for r in summary)
+    kept_bytes = sum(r["bytes"] or 0 for r in summary)
+    near_clusters = sum(r["n"] for r in summary if r["near"])
     stats = {
         "documents_in": n_in,
         "duplicate_ids_removed": n_in - n_ids,
@@ -335,7 +341,7 @@ def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupC
         "near_duplicate_clusters": near_clusters,
         "near_duplicates_removed": n_unique - n_kept,
         "documents_kept": n_kept,
-        "text_bytes_kept": int(kept_totals["bytes"] or 0),  # UTF-8 bytes, for the report's byte funnel
+        "text_bytes_kept": int(kept_bytes),  # UTF-8 bytes, for the report's byte funnel
         "cluster_size_histogram": histogram,
         "timing": timing,
         "config": conf.model_dump(),
