@@ -17,12 +17,14 @@ Outputs RUN/dedup/docs/part-NNNNN.parquet (kept docs + cluster_id, cluster_size)
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pyarrow as pa
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -206,13 +208,37 @@ def _filter_ids(frame: DataFrame, ids: DataFrame, n_ids: int, how: str) -> DataF
     return frame.join(F.broadcast(ids) if n_ids <= BROADCAST_IDS else ids, "id", how)
 
 
+def _materialize(frame: DataFrame, held: list[DataFrame]) -> DataFrame:
+    """`frame` computed once (persisted, counted) and added to `held` for unpersisting. Not a local checkpoint:
+    its blocks live only on the executor that computed them, and a later stage that needs a block of an executor
+    that died fails the job ("Checkpoint block not found"); a persisted frame keeps its lineage, so Spark
+    recomputes the lost partitions (tests/e2e/test_executor_loss.py kills an executor in the middle of dedup)."""
+    frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
+    frame.count()
+    held.append(frame)
+    return frame
+
+
 def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupConf) -> dict:
+    """Exact then near dedup of the documents under `input_path` into OUT/docs; returns the stats (see
+    _dedup_documents); the frames it persisted are released afterwards, also on failure."""
+    held: list[DataFrame] = []
+    try:
+        return _dedup_documents(spark, input_path, out, conf, functools.partial(_materialize, held=held))
+    finally:
+        for frame in held:
+            frame.unpersist()
+
+
+def _dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupConf,
+                     keep: Callable[[DataFrame], DataFrame]) -> dict:
     """Exact then near dedup of the documents under `input_path` into OUT/docs; returns the stats.
 
-    The text is read once (a local checkpoint of the input) and moves only where it is needed: signatures are
-    computed where the documents lie, verification joins the text of the candidate pairs' documents only, and
-    the kept documents are joined with their cluster once, for the write. Everything in between (exact groups,
-    bucket edges, components, keepers, removed rows) runs on `meta`, the documents without their text."""
+    The text is read once (a persisted frame of the input, see _materialize) and moves only where it is needed:
+    signatures are computed where the documents lie, verification joins the text of the candidate pairs'
+    documents only, and the kept documents are joined with their cluster once, for the write. Everything in
+    between (exact groups, bucket edges, components, keepers, removed rows) runs on `meta`, the documents without
+    their text."""
     run = RunDir(out)
     run.makedirs("docs")
     timing: dict[str, float] = {}  # seconds per phase (each ends at an eager action), for growth checks
@@ -226,8 +252,7 @@ def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupC
     normalized = F.trim(F.lower(F.regexp_replace("text", r"(?U)\s+", " ")))
     # The one read of the input: read_parquet goes through Python (pyarrow) and prunes no column, so every other
     # use of a lazy frame would read and convert the whole input again.
-    docs = read_parquet(spark, input_path).withColumn("content_hash", F.xxhash64(normalized)).localCheckpoint(
-        eager=True)
+    docs = keep(read_parquet(spark, input_path).withColumn("content_hash", F.xxhash64(normalized)))
     n_in = docs.count()
     removed: list[DataFrame] = []
 
@@ -235,7 +260,7 @@ def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupC
     docs, id_removed = _first_row_per_id(docs)
     if id_removed is not None:
         removed.append(id_removed)
-        docs = docs.localCheckpoint(eager=True)
+        docs = keep(docs)
     n_ids = docs.count() if id_removed is not None else n_in
 
     order = _keep_order(conf)
@@ -244,15 +269,15 @@ def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupC
 
     # 1. exact duplicates: keep one document per normalized-text hash.
     if conf.exact:
-        groups = meta.groupBy("content_hash").agg(F.min("order").alias("order"),
-                                                  F.count(F.lit(1)).alias("exact_copies")).localCheckpoint(eager=True)
+        groups = keep(meta.groupBy("content_hash").agg(F.min("order").alias("order"),
+                                                       F.count(F.lit(1)).alias("exact_copies")))
         copies = (meta.join(groups.select("content_hash", F.col("order.id").alias("duplicate_of")), "content_hash")
                   .where(F.col("id") != F.col("duplicate_of")))
         removed.append(_removed_rows(copies, "exact_duplicate"))
         unique_meta = meta.join(groups.select(F.col("order.id").alias("id"), "exact_copies"), "id")
     else:
         unique_meta = meta.withColumn("exact_copies", F.lit(1))
-    unique_meta = unique_meta.localCheckpoint(eager=True)
+    unique_meta = keep(unique_meta)
     n_unique = unique_meta.count()
     n_copies = n_ids - n_unique
     unique = (docs if n_copies == 0 else
@@ -262,14 +287,15 @@ def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupC
     # 2-3. signatures → band buckets → star edges to each bucket's smallest id.
     params_json = json.dumps(conf.minhash.model_dump(), sort_keys=True)
     bands = _spread(unique, materialized=n_copies == 0).mapInArrow(lambda it: band_rows(it, params_json), SIG_SCHEMA)
-    bands = bands.localCheckpoint(eager=True)
+    bands = keep(bands)
     lap("signatures")
     with_signature = bands.select("id").distinct().count()
     buckets = bands.groupBy("band", "bucket").agg(F.min("id").alias("dst"), F.count(F.lit(1)).alias("size"))
     largest_bucket = buckets.agg(F.max("size")).first()[0] or 0
     bucket_min = buckets.select("band", "bucket", "dst")
     edges = (bands.join(bucket_min, ["band", "bucket"]).where(F.col("id") != F.col("dst"))
-             .select(F.col("id").alias("src"), "dst").distinct()).localCheckpoint(eager=True)
+             .select(F.col("id").alias("src"), "dst").distinct())
+    edges = keep(edges)
     n_candidates = edges.count()
     lap("buckets_and_edges")
 
@@ -277,7 +303,7 @@ def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupC
     if conf.verify_threshold is not None and n_candidates:
         ends = edges.select(F.col("src").alias("id")).union(edges.select(F.col("dst").alias("id"))).distinct()
         n_ends = ends.count()
-        edges = _verify(edges, _filter_ids(unique, ends, n_ends, "left_semi"), conf).localCheckpoint(eager=True)
+        edges = keep(_verify(edges, _filter_ids(unique, ends, n_ends, "left_semi"), conf))
     n_edges = edges.count()
     lap("verify")
 
@@ -291,11 +317,11 @@ def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupC
     per_component = labelled.select("component", "order", "exact_copies").groupBy("component").agg(
         F.min("order").alias("order"), F.count(F.lit(1)).alias("near_members"),
         F.sum("exact_copies").alias("cluster_size"))
-    keep = per_component.select(F.col("order.id").alias("id"), F.col("order.id").alias("cluster_id"),
+    keepers = per_component.select(F.col("order.id").alias("id"), F.col("order.id").alias("cluster_id"),
                                 "near_members", F.col("cluster_size").cast("long"))
     members = labelled.join(per_component.select("component", F.col("order.id").alias("duplicate_of")), "component")
-    kept_meta = labelled.join(keep, "id").select("id", "cluster_id", "cluster_size", "near_members",
-                                                 "text_bytes").localCheckpoint(eager=True)
+    kept_meta = keep(labelled.join(keepers, "id").select("id", "cluster_id", "cluster_size", "near_members",
+                                                         "text_bytes"))
     lap("components")
 
     removed.append(_removed_rows(members.where(F.col("id") != F.col("duplicate_of")), "near_duplicate"))
