@@ -208,15 +208,15 @@ def _filter_ids(frame: DataFrame, ids: DataFrame, n_ids: int, how: str) -> DataF
     return frame.join(F.broadcast(ids) if n_ids <= BROADCAST_IDS else ids, "id", how)
 
 
-def _materialize(frame: DataFrame, held: list[DataFrame]) -> DataFrame:
-    """`frame` computed once (persisted, counted) and added to `held` for unpersisting. Not a local checkpoint:
+def _materialize(frame: DataFrame, held: list[DataFrame]) -> tuple[DataFrame, int]:
+    """`frame` computed once (persisted, counted: the count is returned, each job being a fixed cost that
+    dominates small inputs) and added to `held` for unpersisting. Not a local checkpoint:
     its blocks live only on the executor that computed them, and a later stage that needs a block of an executor
     that died fails the job ("Checkpoint block not found"); a persisted frame keeps its lineage, so Spark
     recomputes the lost partitions (tests/e2e/test_executor_loss.py kills an executor in the middle of dedup)."""
     frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
-    frame.count()
     held.append(frame)
-    return frame
+    return frame, frame.count()
 
 
 def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupConf) -> dict:
@@ -231,7 +231,7 @@ def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupC
 
 
 def _dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupConf,
-                     keep: Callable[[DataFrame], DataFrame]) -> dict:
+                     keep: Callable[[DataFrame], tuple[DataFrame, int]]) -> dict:
     """Exact then near dedup of the documents under `input_path` into OUT/docs; returns the stats.
 
     The text is read once (a persisted frame of the input, see _materialize) and moves only where it is needed:
@@ -252,16 +252,16 @@ def _dedup_documents(spark: SparkSession, input_path: str, out: str, conf: Dedup
     normalized = F.trim(F.lower(F.regexp_replace("text", r"(?U)\s+", " ")))
     # The one read of the input: read_parquet goes through Python (pyarrow) and prunes no column, so every other
     # use of a lazy frame would read and convert the whole input again.
-    docs = keep(read_parquet(spark, input_path).withColumn("content_hash", F.xxhash64(normalized)))
-    n_in = docs.count()
+    docs, n_in = keep(read_parquet(spark, input_path).withColumn("content_hash", F.xxhash64(normalized)))
     removed: list[DataFrame] = []
 
     # 0. every join below is on id: a repeated id would multiply rows, so only the first row per id goes on.
     docs, id_removed = _first_row_per_id(docs)
     if id_removed is not None:
         removed.append(id_removed)
-        docs = keep(docs)
-    n_ids = docs.count() if id_removed is not None else n_in
+        docs, n_ids = keep(docs)
+    else:
+        n_ids = n_in
 
     order = _keep_order(conf)
     meta = docs.select(*[c for c in docs.columns if c != "text"], *order,
@@ -269,7 +269,7 @@ def _dedup_documents(spark: SparkSession, input_path: str, out: str, conf: Dedup
 
     # 1. exact duplicates: keep one document per normalized-text hash.
     if conf.exact:
-        groups = keep(meta.groupBy("content_hash").agg(F.min("order").alias("order"),
+        groups, _ = keep(meta.groupBy("content_hash").agg(F.min("order").alias("order"),
                                                        F.count(F.lit(1)).alias("exact_copies")))
         copies = (meta.join(groups.select("content_hash", F.col("order.id").alias("duplicate_of")), "content_hash")
                   .where(F.col("id") != F.col("duplicate_of")))
@@ -277,8 +277,7 @@ def _dedup_documents(spark: SparkSession, input_path: str, out: str, conf: Dedup
         unique_meta = meta.join(groups.select(F.col("order.id").alias("id"), "exact_copies"), "id")
     else:
         unique_meta = meta.withColumn("exact_copies", F.lit(1))
-    unique_meta = keep(unique_meta)
-    n_unique = unique_meta.count()
+    unique_meta, n_unique = keep(unique_meta)
     n_copies = n_ids - n_unique
     unique = (docs if n_copies == 0 else
               _filter_ids(docs, copies.select("id"), n_copies, "left_anti")).select("id", "text")
@@ -287,24 +286,23 @@ def _dedup_documents(spark: SparkSession, input_path: str, out: str, conf: Dedup
     # 2-3. signatures → band buckets → star edges to each bucket's smallest id.
     params_json = json.dumps(conf.minhash.model_dump(), sort_keys=True)
     bands = _spread(unique, materialized=n_copies == 0).mapInArrow(lambda it: band_rows(it, params_json), SIG_SCHEMA)
-    bands = keep(bands)
+    bands, n_band_rows = keep(bands)
     lap("signatures")
-    with_signature = bands.select("id").distinct().count()
+    with_signature = n_band_rows // conf.minhash.num_bands  # band_rows gives each (unique) id num_bands rows
     buckets = bands.groupBy("band", "bucket").agg(F.min("id").alias("dst"), F.count(F.lit(1)).alias("size"))
     largest_bucket = buckets.agg(F.max("size")).first()[0] or 0
     bucket_min = buckets.select("band", "bucket", "dst")
     edges = (bands.join(bucket_min, ["band", "bucket"]).where(F.col("id") != F.col("dst"))
              .select(F.col("id").alias("src"), "dst").distinct())
-    edges = keep(edges)
-    n_candidates = edges.count()
+    edges, n_candidates = keep(edges)
+    n_edges = n_candidates
     lap("buckets_and_edges")
 
     # 4. optional verification by true Jaccard, on the text of the documents that are in a candidate pair only.
     if conf.verify_threshold is not None and n_candidates:
         ends = edges.select(F.col("src").alias("id")).union(edges.select(F.col("dst").alias("id"))).distinct()
         n_ends = ends.count()
-        edges = keep(_verify(edges, _filter_ids(unique, ends, n_ends, "left_semi"), conf))
-    n_edges = edges.count()
+        edges, n_edges = keep(_verify(edges, _filter_ids(unique, ends, n_ends, "left_semi"), conf))
     lap("verify")
 
     # 5. components → keeper per component, all without the text.
@@ -320,7 +318,7 @@ def _dedup_documents(spark: SparkSession, input_path: str, out: str, conf: Dedup
     keepers = per_component.select(F.col("order.id").alias("id"), F.col("order.id").alias("cluster_id"),
                                 "near_members", F.col("cluster_size").cast("long"))
     members = labelled.join(per_component.select("component", F.col("order.id").alias("duplicate_of")), "component")
-    kept_meta = keep(labelled.join(keepers, "id").select("id", "cluster_id", "cluster_size", "near_members",
+    kept_meta, _ = keep(labelled.join(keepers, "id").select("id", "cluster_id", "cluster_size", "near_members",
                                                          "text_bytes"))
     lap("components")
 
