@@ -1,5 +1,5 @@
-"""A real Spark standalone cluster on 127.0.0.1 for tests: one Master and one Worker started with the `spark-class`
-launcher that the pyspark wheel ships, torn down (process groups killed) when the test module ends."""
+"""A real Spark standalone cluster on 127.0.0.1 for tests: one Master and one or more Workers started with the
+`spark-class` launcher that the pyspark wheel ships, torn down (process groups killed) when the test module ends."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pyspark
 
 SPARK_HOME = Path(pyspark.__file__).parent
@@ -31,12 +32,14 @@ def spark_env(log_dir: Path) -> dict[str, str]:
 
 
 class StandaloneCluster:
-    def __init__(self, root: Path, cores: int = 2, memory: str = "6g"):
+    def __init__(self, root: Path, cores: int = 2, memory: str = "6g", workers: int = 1):
+        """`cores` and `memory` are per worker."""
         self.root = root
-        self.port, self.ui_port, self.worker_ui_port = free_port(), free_port(), free_port()
+        self.port, self.ui_port = free_port(), free_port()
         self.url = f"spark://127.0.0.1:{self.port}"
-        self.cores, self.memory = cores, memory
+        self.cores, self.memory, self.workers = cores, memory, workers
         self.procs: list[subprocess.Popen] = []
+        self.worker_procs: list[subprocess.Popen] = []
 
     def _launch(self, name: str, args: list[str]) -> None:
         log = open(self.root / f"{name}.log", "wb")
@@ -47,15 +50,19 @@ class StandaloneCluster:
     def start(self, timeout: float = 120) -> StandaloneCluster:
         self._launch("master", ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
                                 "--port", str(self.port), "--webui-port", str(self.ui_port)])
-        self._launch("worker", ["org.apache.spark.deploy.worker.Worker", self.url, "--host", "127.0.0.1",
-                                "--cores", str(self.cores), "--memory", self.memory,
-                                "--webui-port", str(self.worker_ui_port),
-                                "--work-dir", str(self.root / "work")])
+        for n in range(self.workers):
+            # The first worker keeps the names a one-worker cluster always had (work/, worker.log).
+            suffix = "" if n == 0 else f"-{n}"
+            self._launch(f"worker{suffix}", ["org.apache.spark.deploy.worker.Worker", self.url, "--host", "127.0.0.1",
+                                             "--cores", str(self.cores), "--memory", self.memory,
+                                             "--webui-port", str(free_port()),
+                                             "--work-dir", str(self.root / f"work{suffix}")])
+            self.worker_procs.append(self.procs[-1])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if any(p.poll() is not None for p in self.procs):
                 raise RuntimeError(f"a cluster process exited early; see logs in {self.root}")
-            if self.alive_workers():
+            if self.alive_workers() >= self.workers:
                 return self
             time.sleep(1)
         self.stop()
@@ -79,3 +86,20 @@ class StandaloneCluster:
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
         self.procs.clear()
+        self.worker_procs.clear()
+
+    def executors(self) -> list[psutil.Process]:
+        """The executor JVMs the workers launched (children of a worker's JVM), running ones only."""
+        found = []
+        for worker in self.worker_procs:
+            try:
+                children = psutil.Process(worker.pid).children(recursive=True)
+            except psutil.NoSuchProcess:
+                continue
+            for child in children:
+                try:
+                    if child.is_running() and any("CoarseGrainedExecutorBackend" in a for a in child.cmdline()):
+                        found.append(child)
+                except psutil.NoSuchProcess:
+                    pass
+        return found

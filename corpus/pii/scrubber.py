@@ -105,9 +105,35 @@ def _blank_pipeline_path() -> str:
     return _BLANK_PIPELINE[0]
 
 
+def _import_presidio_without_ml_stacks() -> None:
+    """Import presidio_analyzer without transformers and torch, when nothing in this process imported them yet.
+
+    Presidio's package imports its transformers NLP engine (transformers, then torch) whether or not it is used:
+    3 to 4 s of the 5.5 s a Python worker spent loading Presidio, paid by every worker of a `corpus pii` run
+    (measured on the demo: most of its wall time). A blank pipeline and our pattern recognizers use neither, so
+    a `None` entry in sys.modules makes Presidio's and thinc's guarded imports fail ("not installed"); the entries
+    are removed afterwards, so a later `import torch` in the same process works as usual. Only for a blank
+    pipeline: a named spaCy model may be a transformer one, which needs them (same trick as
+    corpus.build.word_tokenizer._import_spacy_without_torch).
+    """
+    import sys
+
+    blocked = [name for name in ("transformers", "torch") if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        import presidio_analyzer.nlp_engine  # noqa: F401
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+
+
 def build_analyzer(spacy_model: str | None, recognizers: str = "corpus", phone_leniency: int = 1,
                    phone_context_leniency: int | None = 0):
     """Presidio's AnalyzerEngine; with `recognizers="corpus"` ours replace Presidio's for the same types."""
+    if not spacy_model:
+        _import_presidio_without_ml_stacks()
     from presidio_analyzer import AnalyzerEngine
     from presidio_analyzer.nlp_engine import NlpEngineProvider
 

@@ -17,12 +17,14 @@ Outputs RUN/dedup/docs/part-NNNNN.parquet (kept docs + cluster_id, cluster_size)
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pyarrow as pa
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -206,13 +208,49 @@ def _filter_ids(frame: DataFrame, ids: DataFrame, n_ids: int, how: str) -> DataF
     return frame.join(F.broadcast(ids) if n_ids <= BROADCAST_IDS else ids, "id", how)
 
 
+def _materialize(frame: DataFrame, held: list[DataFrame]) -> tuple[DataFrame, int]:
+    """`frame` computed once (persisted, counted: the count is returned, each job being a fixed cost that
+    dominates small inputs) and added to `held` for unpersisting. Not a local checkpoint:
+    its blocks live only on the executor that computed them, and a later stage that needs a block of an executor
+    that died fails the job ("Checkpoint block not found"); a persisted frame keeps its lineage, so Spark
+    recomputes the lost partitions (tests/e2e/test_executor_loss.py kills an executor in the middle of dedup)."""
+    # A cached plan's shuffles keep all spark.sql.shuffle.partitions unless adaptive execution may coalesce them
+    # (off by default): the demo's dedup ran 183 tasks instead of 67. Set while the plan is cached only.
+    key = "spark.sql.optimizer.canChangeCachedPlanOutputPartitioning"
+    conf = frame.sparkSession.conf
+    before = conf.get(key, None)
+    conf.set(key, "true")
+    try:
+        frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
+    finally:
+        if before is None:
+            conf.unset(key)
+        else:
+            conf.set(key, before)
+    held.append(frame)
+    return frame, frame.count()
+
+
 def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupConf) -> dict:
+    """Exact then near dedup of the documents under `input_path` into OUT/docs; returns the stats (see
+    _dedup_documents); the frames it persisted are released afterwards, also on failure."""
+    held: list[DataFrame] = []
+    try:
+        return _dedup_documents(spark, input_path, out, conf, functools.partial(_materialize, held=held))
+    finally:
+        for frame in held:
+            frame.unpersist()
+
+
+def _dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupConf,
+                     keep: Callable[[DataFrame], tuple[DataFrame, int]]) -> dict:
     """Exact then near dedup of the documents under `input_path` into OUT/docs; returns the stats.
 
-    The text is read once (a local checkpoint of the input) and moves only where it is needed: signatures are
-    computed where the documents lie, verification joins the text of the candidate pairs' documents only, and
-    the kept documents are joined with their cluster once, for the write. Everything in between (exact groups,
-    bucket edges, components, keepers, removed rows) runs on `meta`, the documents without their text."""
+    The text is read once (a persisted frame of the input, see _materialize) and moves only where it is needed:
+    signatures are computed where the documents lie, verification joins the text of the candidate pairs'
+    documents only, and the kept documents are joined with their cluster once, for the write. Everything in
+    between (exact groups, bucket edges, components, keepers, removed rows) runs on `meta`, the documents without
+    their text."""
     run = RunDir(out)
     run.makedirs("docs")
     timing: dict[str, float] = {}  # seconds per phase (each ends at an eager action), for growth checks
@@ -226,17 +264,16 @@ def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupC
     normalized = F.trim(F.lower(F.regexp_replace("text", r"(?U)\s+", " ")))
     # The one read of the input: read_parquet goes through Python (pyarrow) and prunes no column, so every other
     # use of a lazy frame would read and convert the whole input again.
-    docs = read_parquet(spark, input_path).withColumn("content_hash", F.xxhash64(normalized)).localCheckpoint(
-        eager=True)
-    n_in = docs.count()
+    docs, n_in = keep(read_parquet(spark, input_path).withColumn("content_hash", F.xxhash64(normalized)))
     removed: list[DataFrame] = []
 
     # 0. every join below is on id: a repeated id would multiply rows, so only the first row per id goes on.
     docs, id_removed = _first_row_per_id(docs)
     if id_removed is not None:
         removed.append(id_removed)
-        docs = docs.localCheckpoint(eager=True)
-    n_ids = docs.count() if id_removed is not None else n_in
+        docs, n_ids = keep(docs)
+    else:
+        n_ids = n_in
 
     order = _keep_order(conf)
     meta = docs.select(*[c for c in docs.columns if c != "text"], *order,
@@ -244,16 +281,15 @@ def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupC
 
     # 1. exact duplicates: keep one document per normalized-text hash.
     if conf.exact:
-        groups = meta.groupBy("content_hash").agg(F.min("order").alias("order"),
-                                                  F.count(F.lit(1)).alias("exact_copies")).localCheckpoint(eager=True)
+        groups, _ = keep(meta.groupBy("content_hash").agg(F.min("order").alias("order"),
+                                                       F.count(F.lit(1)).alias("exact_copies")))
         copies = (meta.join(groups.select("content_hash", F.col("order.id").alias("duplicate_of")), "content_hash")
                   .where(F.col("id") != F.col("duplicate_of")))
         removed.append(_removed_rows(copies, "exact_duplicate"))
         unique_meta = meta.join(groups.select(F.col("order.id").alias("id"), "exact_copies"), "id")
     else:
         unique_meta = meta.withColumn("exact_copies", F.lit(1))
-    unique_meta = unique_meta.localCheckpoint(eager=True)
-    n_unique = unique_meta.count()
+    unique_meta, n_unique = keep(unique_meta)
     n_copies = n_ids - n_unique
     unique = (docs if n_copies == 0 else
               _filter_ids(docs, copies.select("id"), n_copies, "left_anti")).select("id", "text")
@@ -262,39 +298,40 @@ def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupC
     # 2-3. signatures → band buckets → star edges to each bucket's smallest id.
     params_json = json.dumps(conf.minhash.model_dump(), sort_keys=True)
     bands = _spread(unique, materialized=n_copies == 0).mapInArrow(lambda it: band_rows(it, params_json), SIG_SCHEMA)
-    bands = bands.localCheckpoint(eager=True)
+    bands, n_band_rows = keep(bands)
     lap("signatures")
-    with_signature = bands.select("id").distinct().count()
+    with_signature = n_band_rows // conf.minhash.num_bands  # band_rows gives each (unique) id num_bands rows
     buckets = bands.groupBy("band", "bucket").agg(F.min("id").alias("dst"), F.count(F.lit(1)).alias("size"))
     largest_bucket = buckets.agg(F.max("size")).first()[0] or 0
     bucket_min = buckets.select("band", "bucket", "dst")
     edges = (bands.join(bucket_min, ["band", "bucket"]).where(F.col("id") != F.col("dst"))
-             .select(F.col("id").alias("src"), "dst").distinct()).localCheckpoint(eager=True)
-    n_candidates = edges.count()
+             .select(F.col("id").alias("src"), "dst").distinct())
+    edges, n_candidates = keep(edges)
+    n_edges = n_candidates
     lap("buckets_and_edges")
 
     # 4. optional verification by true Jaccard, on the text of the documents that are in a candidate pair only.
     if conf.verify_threshold is not None and n_candidates:
         ends = edges.select(F.col("src").alias("id")).union(edges.select(F.col("dst").alias("id"))).distinct()
         n_ends = ends.count()
-        edges = _verify(edges, _filter_ids(unique, ends, n_ends, "left_semi"), conf).localCheckpoint(eager=True)
-    n_edges = edges.count()
+        edges, n_edges = keep(_verify(edges, _filter_ids(unique, ends, n_ends, "left_semi"), conf))
     lap("verify")
 
     # 5. components → keeper per component, all without the text.
     cc_info = {"rounds": 0}
-    components = (connected_components(edges, conf.max_iterations, checkpoint=reliable, info=cc_info) if n_edges
+    components = (connected_components(edges, conf.max_iterations, checkpoint=reliable, info=cc_info,
+                                        n_edges=n_edges) if n_edges
                   else unique.sparkSession.createDataFrame([], "node string, component string"))
     labelled = (unique_meta.join(components.withColumnRenamed("node", "id"), "id", "left")
                 .withColumn("component", F.coalesce("component", "id")))
     per_component = labelled.select("component", "order", "exact_copies").groupBy("component").agg(
         F.min("order").alias("order"), F.count(F.lit(1)).alias("near_members"),
         F.sum("exact_copies").alias("cluster_size"))
-    keep = per_component.select(F.col("order.id").alias("id"), F.col("order.id").alias("cluster_id"),
+    keepers = per_component.select(F.col("order.id").alias("id"), F.col("order.id").alias("cluster_id"),
                                 "near_members", F.col("cluster_size").cast("long"))
     members = labelled.join(per_component.select("component", F.col("order.id").alias("duplicate_of")), "component")
-    kept_meta = labelled.join(keep, "id").select("id", "cluster_id", "cluster_size", "near_members",
-                                                 "text_bytes").localCheckpoint(eager=True)
+    kept_meta, _ = keep(labelled.join(keepers, "id").select("id", "cluster_id", "cluster_size", "near_members",
+                                                         "text_bytes"))
     lap("components")
 
     removed.append(_removed_rows(members.where(F.col("id") != F.col("duplicate_of")), "near_duplicate"))
@@ -316,11 +353,16 @@ def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupC
     n_removed = write_partitions(ordered, out, "removed")
     lap("keepers_and_write")
 
-    histogram = {str(r["cluster_size"]): r["n"] for r in
-                 kept_meta.groupBy("cluster_size").agg(F.count(F.lit(1)).alias("n")).orderBy("cluster_size").collect()}
-    kept_totals = kept_meta.agg(F.count(F.lit(1)).alias("n"), F.sum("text_bytes").alias("bytes")).first()
-    n_kept = kept_totals["n"]
-    near_clusters = kept_meta.where(F.col("near_members") > 1).count()
+    # One small aggregate gives the histogram, the totals and the near clusters (one job instead of three).
+    summary = kept_meta.groupBy("cluster_size", (F.col("near_members") > 1).alias("near")).agg(
+        F.count(F.lit(1)).alias("n"), F.sum("text_bytes").alias("bytes")).collect()
+    sizes: dict[int, int] = {}
+    for r in summary:
+        sizes[r["cluster_size"]] = sizes.get(r["cluster_size"], 0) + r["n"]
+    histogram = {str(size): n for size, n in sorted(sizes.items())}
+    n_kept = sum(r["n"] for r in summary)
+    kept_bytes = sum(r["bytes"] or 0 for r in summary)
+    near_clusters = sum(r["n"] for r in summary if r["near"])
     stats = {
         "documents_in": n_in,
         "duplicate_ids_removed": n_in - n_ids,
@@ -335,7 +377,7 @@ def dedup_documents(spark: SparkSession, input_path: str, out: str, conf: DedupC
         "near_duplicate_clusters": near_clusters,
         "near_duplicates_removed": n_unique - n_kept,
         "documents_kept": n_kept,
-        "text_bytes_kept": int(kept_totals["bytes"] or 0),  # UTF-8 bytes, for the report's byte funnel
+        "text_bytes_kept": int(kept_bytes),  # UTF-8 bytes, for the report's byte funnel
         "cluster_size_histogram": histogram,
         "timing": timing,
         "config": conf.model_dump(),
