@@ -11,7 +11,8 @@ The definitions are lm-evaluation-harness's (lm_eval/api/model.py `_encode_pair`
 the request is (context + delimiter, continuation); whitespace at the end of the context moves to the start of
 the continuation; the continuation's tokens are those of encode(context + continuation) after the first
 len(encode(context)); inputs start with BOS (our shards put BOS before every document; lm_eval adds it through
-the exported tokenizer); a sequence longer than block_size + 1 keeps its last tokens. Metrics per task:
+the exported tokenizer); a sequence longer than block_size + 1 keeps its last tokens (and a continuation longer
+than block_size is scored on its last block_size tokens). Metrics per task:
 
     acc            the choice with the largest summed log-probability is the gold one (cloze: the continuation is
                    the greedy argmax at every one of its tokens, lm_eval's lambada `acc`)
@@ -172,7 +173,8 @@ def score_requests(model, requests: list[tuple[list[int], list[int]]], batch_siz
         if not cont:
             raise BenchmarkDataError(f"request {i}: the continuation encodes to no tokens")
         seq = (ctx + cont)[-(block + 1):]
-        rows.append((seq[:-1], len(cont), cont, i))
+        n = min(len(cont), len(seq) - 1)  # a continuation longer than block_size: its last block_size tokens
+        rows.append((seq[:-1], n, cont[len(cont) - n:], i))
     order = sorted(range(len(rows)), key=lambda i: (-len(rows[i][0]), i))
     out: list[tuple[float, bool]] = [(0.0, False)] * len(rows)
     for start in range(0, len(order), batch_size):

@@ -14,6 +14,7 @@
     trainer dpo --base RUNS/sft --data hh.jsonl --out RUNS/dpo [--ref CKPT] [--precompute-ref] [--lora-rank 8]
     trainer ppo --policy RUNS/sft --reward-model RUNS/rm | --reward-fn count_token:PIECE --prompts FILE --out RUNS/ppo
     trainer eval --ckpt RUNS/ppo --reward-model RUNS/rm --prompts FILE [--n N --max-new-tokens M --seed S]
+    trainer ablate --config conf/ablate/blogs-tiny.yaml --out RUNS/ablate [--set train.seeds=[1,2,3]]
     trainer eval --ckpt RUNS/x --task piqa.jsonl [--task ...] --text wiki.txt [--text ...] --out RESULT.json
 """
 
@@ -32,13 +33,14 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Lean GPT pre
 def _user_errors() -> tuple[type[Exception], ...]:
     from corpus.tokenize.shards import ShardError
     from corpus.tokenize.tokenizer import TokenizerError
+    from trainer.ablate import AblationError
     from trainer.benchmarks import BenchmarkDataError
     from trainer.checkpoint import CheckpointError
     from trainer.config import TrainConfigError
     from trainer.posttrain import PostTrainDataError
 
     return (ShardError, TokenizerError, CheckpointError, TrainConfigError, FloatingPointError, FileNotFoundError,
-            PostTrainDataError, BenchmarkDataError)
+            PostTrainDataError, BenchmarkDataError, AblationError)
 
 
 @app.command()
@@ -347,6 +349,29 @@ def eval_(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1, ensure_ascii=False))
     print(f"report {out}")
+
+
+@app.command()
+def ablate(
+    config: Annotated[Path, typer.Option("--config", "-c", help="ablation YAML (conf/ablate/*.yaml)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder: arms' runs, trainings, results.json, "
+                                      "report.html")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override, e.g. train.tokens=1000000")] = None,
+) -> None:
+    """Train the same model on each corpus variant (arm) with the same token budget under several seeds, evaluate
+    along the way, and compare the arms against the seed noise. A rerun skips what is finished."""
+    from corpus.config import ConfigError
+    from trainer.ablate import AblationError, run_ablation
+
+    try:
+        results = run_ablation(config, out, set_)
+    except ConfigError as e:
+        raise AblationError(str(e)) from None
+    for p in results["pairs"]:
+        if p["beyond_noise"]:
+            print(f"{p['metric']}: {p['better']} better ({p['a']} − {p['b']} = {p['diff']:+.4f}, noise "
+                  f"{p['noise']:.4f})")
+    print(f"done: {len(results['arms'])} arms, {results['budget_tokens']:,} tokens each; report {out}/report.html")
 
 
 # -- Hugging Face interchange, chat and serving (trainer/hf.py, trainer/chat_session.py, trainer/serve.py) ----------
