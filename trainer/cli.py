@@ -15,6 +15,8 @@
     trainer dpo --base RUNS/sft --data hh.jsonl --out RUNS/dpo [--ref CKPT] [--precompute-ref] [--lora-rank 8]
     trainer ppo --policy RUNS/sft --reward-model RUNS/rm | --reward-fn count_token:PIECE --prompts FILE --out RUNS/ppo
     trainer eval --ckpt RUNS/ppo --reward-model RUNS/rm --prompts FILE [--n N --max-new-tokens M --seed S]
+    trainer ablate --config conf/ablate/blogs-tiny.yaml --out RUNS/ablate [--set train.seeds=[1,2,3]]
+    trainer eval --ckpt RUNS/x --task piqa.jsonl [--task ...] --text wiki.txt [--text ...] --out RESULT.json
 """
 
 from __future__ import annotations
@@ -32,12 +34,14 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Lean GPT pre
 def _user_errors() -> tuple[type[Exception], ...]:
     from corpus.tokenize.shards import ShardError
     from corpus.tokenize.tokenizer import TokenizerError
+    from trainer.ablate import AblationError
+    from trainer.benchmarks import BenchmarkDataError
     from trainer.checkpoint import CheckpointError
     from trainer.config import TrainConfigError
     from trainer.posttrain import PostTrainDataError
 
     return (ShardError, TokenizerError, CheckpointError, TrainConfigError, FloatingPointError, FileNotFoundError,
-            PostTrainDataError)
+            PostTrainDataError, BenchmarkDataError, AblationError)
 
 
 @app.command()
@@ -312,8 +316,17 @@ def ppo(
 
 @app.command("eval")
 def eval_(
-    ckpt: Annotated[Path, typer.Option("--ckpt", help="policy checkpoint, run folder or export")],
-    prompts: Annotated[Path, typer.Option("--prompts", help="held-out prompts: .txt lines, or JSON/JSONL")],
+    ckpt: Annotated[Path, typer.Option("--ckpt", help="checkpoint, run folder, export or `export --format hf` "
+                                       "folder")],
+    prompts: Annotated[Path | None, typer.Option("--prompts", help="held-out prompts for the mean reward: .txt "
+                                                 "lines, or JSON/JSONL")] = None,
+    task: Annotated[list[Path] | None, typer.Option("--task", help="llm-foundry ICL task JSONL (multiple choice, "
+                                                    "cloze or schema); the name is the file's stem")] = None,
+    text: Annotated[list[Path] | None, typer.Option("--text", help="plain text file: loss per token and bits "
+                                                    "per byte")] = None,
+    delimiter: Annotated[str, typer.Option("--delimiter", help="between a task's context and continuation")] = " ",
+    limit: Annotated[int | None, typer.Option("--limit", help="first N examples of each task")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="sequences per forward pass")] = 32,
     reward_model: Annotated[Path | None, typer.Option("--reward-model", help="trainer reward checkpoint")] = None,
     reward_fn: Annotated[str | None, typer.Option("--reward-fn", help="built-in: count_token:<piece>")] = None,
     n: Annotated[int | None, typer.Option("--n", help="first N prompts (default all)")] = None,
@@ -325,19 +338,65 @@ def eval_(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="JSON report (default CKPT-eval.json)")] = None,
     device: Annotated[str, typer.Option("--device")] = "cpu",
 ) -> None:
-    """Mean reward-model score of the checkpoint's replies to a held-out prompt set (+ val loss)."""
-    from trainer.evaluate import evaluate_checkpoint
+    """Benchmarks by log-likelihood (--task), bits per byte (--text), and/or the mean reward of the checkpoint's
+    replies to held-out prompts (--prompts + --reward-model/--reward-fn); one JSON report."""
+    import json
 
-    if (reward_model is None) == (reward_fn is None):
+    if prompts is None and not task and not text:
+        raise typer.BadParameter("give --task and/or --text (benchmarks), or --prompts with a reward model")
+    if prompts is not None and (reward_model is None) == (reward_fn is None):
         raise typer.BadParameter("give exactly one of --reward-model or --reward-fn")
-    if max_new_tokens < 1 or (n is not None and n < 1):
-        raise typer.BadParameter("--max-new-tokens and --n must be at least 1")
+    if prompts is None and (reward_model is not None or reward_fn is not None):
+        raise typer.BadParameter("--reward-model / --reward-fn score replies to --prompts: give --prompts")
+    if max_new_tokens < 1 or (n is not None and n < 1) or (limit is not None and limit < 1) or batch_size < 1:
+        raise typer.BadParameter("--max-new-tokens, --n, --limit and --batch-size must be at least 1")
     out = out or Path(f"{str(ckpt).rstrip('/')}-eval.json")
-    r = evaluate_checkpoint(ckpt, prompts, reward_model, reward_fn, n, max_new_tokens, temperature, top_k, seed,
-                            val_data, out, device=device)
-    val = "" if r["val_loss"] is None else f", val loss {r['val_loss']:.4f}"
-    print(f"mean reward {r['mean_reward']:.4f} over {r['n']} prompts{val} (scored by {r['scored_by']}); "
-          f"report {out}")
+    report: dict = {}
+    if prompts is not None:
+        from trainer.evaluate import evaluate_checkpoint
+
+        report = evaluate_checkpoint(ckpt, prompts, reward_model, reward_fn, n, max_new_tokens, temperature, top_k,
+                                     seed, val_data, None, device=device)
+        val = "" if report["val_loss"] is None else f", val loss {report['val_loss']:.4f}"
+        print(f"mean reward {report['mean_reward']:.4f} over {report['n']} prompts{val} "
+              f"(scored by {report['scored_by']})")
+    if task or text:
+        from trainer.benchmarks import load_scoring_model, run_benchmarks
+
+        model, sp = load_scoring_model(ckpt, device)
+        bench = run_benchmarks(model, sp, [(t, delimiter) for t in task or []], text, limit, batch_size, device)
+        report = {**report, "ckpt": str(ckpt), **bench}
+        for name, m in bench["tasks"].items():
+            print(f"{name}: n {m['n']}, acc {m['acc']:.4f}, acc_norm {m['acc_norm']:.4f}, "
+                  f"logprob_gold {m['logprob_gold']:.4f}")
+        for name, m in bench["text"].items():
+            print(f"{name}: loss {m['loss']:.4f} per token, {m['bpb']:.4f} bits per byte ({m['tokens']:,} tokens)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    print(f"report {out}")
+
+
+@app.command()
+def ablate(
+    config: Annotated[Path, typer.Option("--config", "-c", help="ablation YAML (conf/ablate/*.yaml)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder: arms' runs, trainings, results.json, "
+                                      "report.html")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override, e.g. train.tokens=1000000")] = None,
+) -> None:
+    """Train the same model on each corpus variant (arm) with the same token budget under several seeds, evaluate
+    along the way, and compare the arms against the seed noise. A rerun skips what is finished."""
+    from corpus.config import ConfigError
+    from trainer.ablate import AblationError, run_ablation
+
+    try:
+        results = run_ablation(config, out, set_)
+    except ConfigError as e:
+        raise AblationError(str(e)) from None
+    for p in results["pairs"]:
+        if p["beyond_noise"]:
+            print(f"{p['metric']}: {p['better']} better ({p['a']} − {p['b']} = {p['diff']:+.4f}, noise "
+                  f"{p['noise']:.4f})")
+    print(f"done: {len(results['arms'])} arms, {results['budget_tokens']:,} tokens each; report {out}/report.html")
 
 
 # -- Hugging Face interchange, chat and serving (trainer/hf.py, trainer/chat_session.py, trainer/serve.py) ----------
