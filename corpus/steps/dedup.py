@@ -57,13 +57,16 @@ def _hasher(params_json: str):
 
 
 def band_rows(batches: Iterator[pa.RecordBatch], params_json: str) -> Iterator[pa.RecordBatch]:
-    """Executor side: (id, text) batches → (id, band, bucket) rows for documents with a signature."""
+    """Executor side: (id, text[, language]) batches → (id, band, bucket) rows for documents with a signature. With
+    a language column, each document is shingled and bucketed per language (MinHasher.signatures / band_keys)."""
     hasher = _hasher(params_json)
     num_bands = hasher.params.num_bands
     for batch in batches:
         ids = batch.column("id").to_pylist()
-        sigs, ok = hasher.signatures(batch.column("text").to_pylist())
-        keys = hasher.band_keys(sigs[ok])
+        langs = batch.column("language").to_pylist() if "language" in batch.schema.names else None
+        sigs, ok = hasher.signatures(batch.column("text").to_pylist(), langs)
+        keys = hasher.band_keys(sigs[ok], None if langs is None else [x for x, good in zip(langs, ok, strict=True)
+                                                                        if good])
         kept_ids = [i for i, good in zip(ids, ok, strict=True) if good]
         yield pa.RecordBatch.from_arrays(
             [
@@ -102,16 +105,20 @@ def verified_edges(batches: Iterator[pa.RecordBatch], params_json: str, threshol
     from corpus.dedup.minhash import jaccard, ngram_set
 
     hasher = _hasher(params_json)
-    n, tokenize = hasher.params.n_grams, hasher.tokenize
+    n = hasher.params.n_grams
     last_dst, dst_set = None, set()
     for batch in batches:
         src, dst = batch.column("src"), batch.column("dst")
+        rows = len(batch)
+        # each side's n-grams by its own language's tokenizer, as its signature was made
+        la = batch.column("la").to_pylist() if "la" in batch.schema.names else [None] * rows
+        lb = batch.column("lb").to_pylist() if "lb" in batch.schema.names else [None] * rows
         keep = []
-        for d, a, b in zip(dst.to_pylist(), batch.column("a").to_pylist(), batch.column("b").to_pylist(),
-                           strict=True):
+        for d, a, b, lang_a, lang_b in zip(dst.to_pylist(), batch.column("a").to_pylist(),
+                                           batch.column("b").to_pylist(), la, lb, strict=True):
             if d != last_dst:
-                last_dst, dst_set = d, ngram_set(b, n, tokenize)
-            keep.append(jaccard(ngram_set(a, n, tokenize), dst_set) >= threshold)
+                last_dst, dst_set = d, ngram_set(b, n, hasher.tokenizer_for(lang_b))
+            keep.append(jaccard(ngram_set(a, n, hasher.tokenizer_for(lang_a)), dst_set) >= threshold)
         mask = pa.array(keep, pa.bool_())
         yield pa.RecordBatch.from_arrays([src.filter(mask), dst.filter(mask)], names=["src", "dst"])
 
@@ -119,10 +126,14 @@ def verified_edges(batches: Iterator[pa.RecordBatch], params_json: str, threshol
 def _verify(edges: DataFrame, docs: DataFrame, conf: DedupConf) -> DataFrame:
     params_json = json.dumps(conf.minhash.model_dump(), sort_keys=True)
     threshold = conf.verify_threshold
-    texts = docs.select("id", "text")
+    lang = ["language"] if "language" in docs.columns else []
+    texts = docs.select("id", "text", *lang)
     cores = docs.sparkSession.sparkContext.defaultParallelism
-    pairs = (edges.join(texts.withColumnRenamed("id", "src").withColumnRenamed("text", "a"), "src")
-             .join(texts.withColumnRenamed("id", "dst").withColumnRenamed("text", "b"), "dst")
+    side_a = texts.withColumnRenamed("id", "src").withColumnRenamed("text", "a")
+    side_b = texts.withColumnRenamed("id", "dst").withColumnRenamed("text", "b")
+    if lang:
+        side_a, side_b = side_a.withColumnRenamed("language", "la"), side_b.withColumnRenamed("language", "lb")
+    pairs = (edges.join(side_a, "src").join(side_b, "dst")
              .repartition(2 * cores, "dst").sortWithinPartitions("dst", "src"))
     return pairs.mapInArrow(lambda it: verified_edges(it, params_json, threshold), "src string, dst string")
 
@@ -292,7 +303,8 @@ def _dedup_documents(spark: SparkSession, input_path: str, out: str, conf: Dedup
     unique_meta, n_unique = keep(unique_meta)
     n_copies = n_ids - n_unique
     unique = (docs if n_copies == 0 else
-              _filter_ids(docs, copies.select("id"), n_copies, "left_anti")).select("id", "text")
+              _filter_ids(docs, copies.select("id"), n_copies, "left_anti")).select(
+        "id", "text", *[c for c in ("language",) if c in docs.columns])  # dedup is per language
     lap("read_and_exact")
 
     # 2-3. signatures → band buckets → star edges to each bucket's smallest id.

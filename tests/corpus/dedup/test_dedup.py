@@ -130,6 +130,32 @@ def test_cs336_licenses(spark, tmp_path):
     assert stats["near_duplicate_clusters"] == 1 and stats["near_duplicates_removed"] == 1
 
 
+def test_near_duplicates_per_language(spark, tmp_path):
+    """Issue 25: Chinese near-duplicates are found with the Chinese tokenizer's shingles; a near-duplicate labelled
+    with another language is never compared, so it stays."""
+    rnd = random.Random(2)
+    zh = [t for t in _multilingual_texts()["zh"] if len(t) > 500][:2]
+    en = [t for t in _real_texts() if len(t.split()) > 200][:1]
+
+    def near(text: str) -> str:  # a few characters changed: a Chinese near-duplicate
+        chars = list(text)
+        for _ in range(3):
+            chars[rnd.randrange(len(chars))] = "的"
+        return "".join(chars)
+
+    rows = [{"id": "zh0-a", "text": zh[0], "language": "zh"}, {"id": "zh0-b", "text": near(zh[0]), "language": "zh"},
+            {"id": "zh1-a", "text": zh[1], "language": "zh"}, {"id": "zh1-b", "text": near(zh[1]), "language": "ja"},
+            {"id": "en0-a", "text": en[0], "language": "en"}, {"id": "en0-b", "text": _edit(en[0], rnd, 3),
+                                                              "language": "en"}]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    pq.write_table(pa.Table.from_pylist(rows), folder / "part-0.parquet")
+    stats = run_dedup(spark, str(folder), str(tmp_path / "dedup"), DedupConf())
+    kept = sorted(r["id"] for r in pq.read_table(tmp_path / "dedup" / "docs").to_pylist())
+    assert kept == ["en0-a", "zh0-a", "zh1-a", "zh1-b"], kept
+    assert stats["near_duplicates_removed"] == 2
+
+
 def test_exact_near_short_and_giant_cluster(spark, tmp_path):
     rnd = random.Random(1)
     texts = [t for t in _real_texts() if len(t.split()) > 200][:8]
