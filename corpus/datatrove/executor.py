@@ -19,7 +19,6 @@ on first access to ``corpus.datatrove.SparkPipelineExecutor``, so corpus's own j
 
 from __future__ import annotations
 
-import json
 import time
 import traceback
 from functools import partial
@@ -49,10 +48,10 @@ def _run_ranks(payload: bytes, items):
         executor = dill.loads(payload)
         try:
             # local_rank 0 logs INFO to the worker's stderr, others only errors (datatrove's console convention)
-            executor._run_for_rank(rank, local_rank=0 if slot == 0 else 1)
-            yield rank, None
+            stats = executor._run_for_rank(rank, local_rank=0 if slot == 0 else 1)
+            yield rank, None, stats
         except Exception as e:  # the rank's error goes back to the driver; the other ranks keep running
-            yield rank, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=-8)}"
+            yield rank, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=-8)}", None
 
 
 class SparkPipelineExecutor(PipelineExecutor):
@@ -170,11 +169,11 @@ class SparkPipelineExecutor(PipelineExecutor):
             rdd = self._with_resources(rdd, sc)
             sc.setJobDescription(f"datatrove: {len(ranks)} ranks of {self.tasks}")
             results = rdd.mapPartitions(partial(_run_ranks, self._payload())).collect()
-        failures = sorted((rank, err) for rank, err in results if err is not None)
+        results.sort(key=lambda r: r[0])
+        failures = [(rank, err.split("\n", 1)[0]) for rank, err, _ in results if err is not None]
         if failures:
-            raise RankFailedError([(r, e.split("\n", 1)[0]) for r, e in failures],
-                                  self.logging_dir.path, self.tasks)
-        return self._merge_stats()
+            raise RankFailedError(failures, self.logging_dir.path, self.tasks)
+        return self._merge_stats([stats for _, _, stats in results])
 
     def _payload(self) -> bytes:
         import dill
@@ -193,15 +192,10 @@ class SparkPipelineExecutor(PipelineExecutor):
         profile = ResourceProfileBuilder().require(TaskResourceRequests().cpus(self.cpus_per_task)).build
         return rdd.withResources(profile)
 
-    def _merge_stats(self):
-        # Every rank's stats file, completed now or before (a rerun's stats.json covers the whole job), summed
-        # in rank order like datatrove's merge_stats tool.
-        total = PipelineStats()
-        for rank in range(self.tasks):
-            path = f"stats/{rank:05d}.json"
-            if self.logging_dir.isfile(path):
-                with self.logging_dir.open(path, "r") as f:
-                    total += PipelineStats.from_json(json.load(f))
+    def _merge_stats(self, stats: list):
+        # LocalPipelineExecutor's stats.json: the sum of the in-memory stats of the ranks run by this call (a rerun's
+        # covers the ranks it ran; stats/RRRRR.json has every rank's), summed in rank order so floats are stable.
+        total = sum(stats, start=PipelineStats())
         with self.logging_dir.open("stats.json", "wt") as f:
             total.save_to_disk(f)
         logger.success(total.get_repr(f"All {self.tasks} tasks"))

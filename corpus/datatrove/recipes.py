@@ -57,3 +57,10 @@ def fineweb_filters(model_path: str | None = None) -> list:
     """URL filter → language filter (en, 0.65) → Gopher repetition → Gopher quality → FineWeb quality."""
     return [url_filter(), language_filter(model_path=model_path), GopherRepetitionFilter(), GopherQualityFilter(),
             FineWebQualityFilter()]
+
+
+def url_from_id(reader, data: dict, path: str, id_in_file: int | str) -> dict:
+    """JsonlReader adapter for dolma-style CC documents, whose id is the page URL: URLFilter reads metadata["url"]."""
+    doc = reader._default_adapter(data, path, id_in_file)
+    doc["metadata"].setdefault("url", doc["id"])
+    return doc
