@@ -113,11 +113,35 @@ class FineWebConf(_Strict):
     new_line_ratio: float = 0.3
 
 
+class ContentFilterConf(_Strict):
+    """Adult, violent and hateful text (corpus.build.content_filter). Harm only: the lexicon groups that filter
+    opinions (politics, ads, mixed) exist for completeness and stay off unless named here."""
+
+    wordlists: str | None = None  # local JSONL(.gz) of {term, list, category, lang}; nothing downloads
+    badwords: bool = True  # C4's LDNOOBW rule for the document's language (needs `wordlists`)
+    categories: list[Literal["porn", "weapons", "terror", "illegal_url", "politics", "ads", "mixed"]] = [
+        "porn", "weapons", "illegal_url"]
+    lexicon_min_hits: int = Field(2, ge=1)  # distinct lexicon terms of one group that drop a document
+    models: dict[str, str] = {}  # language -> fastText model from `corpus classifier train` (toxic = positive)
+    level: Literal["document", "sentence"] = "sentence"
+    threshold: float = Field(0.5, ge=0.0, le=1.0)  # a document's (or sentence's) toxicity score >= this is toxic
+    max_toxic_share: float = Field(0.3, ge=0.0, le=1.0)  # sentence level: a larger share of toxic chars drops it
+
+    @field_validator("models")
+    @classmethod
+    def _models_named(cls, v: dict[str, str]) -> dict[str, str]:
+        for lang, path in v.items():
+            if not lang.strip() or not str(path).strip():
+                raise ValueError(f"models: language and model path must not be empty (got {lang!r}: {path!r})")
+        return v
+
+
 class QualityConf(_Strict):
     gopher_repetition: GopherRepetitionConf | None = GopherRepetitionConf()
     gopher_quality: GopherQualityConf | None = GopherQualityConf()
     c4: C4Conf | None = C4Conf()
     fineweb: FineWebConf | None = FineWebConf()
+    content_filter: ContentFilterConf | None = None  # off by default
 
 
 class NormalizeConf(_Strict):

@@ -114,10 +114,13 @@ class BuildStep(Step):
         return config_hash({"config": _build_part(self.conf.model_dump(mode="json")), "files": self.files})
 
     def work(self, spark) -> dict:
+        from corpus.build.content_filter import check_content_filter
         from corpus.build.language_id import check_model
 
         files, conf, run, out = self.files, self.conf, self.run, self.run_uri
-        check_model(conf.language.model_path, local=spark.sparkContext.master.startswith("local"))
+        local = spark.sparkContext.master.startswith("local")
+        check_model(conf.language.model_path, local=local)
+        check_content_filter(conf.quality.content_filter, local=local)
         for sub in ("docs", "removed", PROGRESS, "stats"):
             run.makedirs(sub)
         self._check_config(run, conf)
