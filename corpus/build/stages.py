@@ -24,6 +24,7 @@ STAGE_CLASSES: tuple[tuple[str, str], ...] = (
     ("gopher_quality", "corpus.build.quality_filters:GopherQualityStage"),
     ("c4", "corpus.build.quality_filters:C4Stage"),
     ("fineweb", "corpus.build.quality_filters:FineWebStage"),
+    ("quality_classifier", "corpus.build.quality_classifier:QualityClassifierStage"),
 )
 STAGES: tuple[str, ...] = (READ, *(name for name, _ in STAGE_CLASSES))
 # The stages every run's stats list, enabled or not (so that runs of any config compare stage by stage); the
