@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from corpus.yamlconf import apply_override, read_mapping, validate
 
@@ -136,12 +136,34 @@ class ContentFilterConf(_Strict):
         return v
 
 
+class QualityClassifierConf(_Strict):
+    """The learned quality filter (corpus/build/quality_classifier.py): a `corpus classifier train` model."""
+
+    model: str  # MODEL.bin (local or s3://), its card MODEL.json beside it
+    keep: Literal["threshold", "pareto"] = "threshold"
+    threshold: float = Field(0.5, ge=0.0, le=1.0)  # keep: threshold keeps score >= threshold
+    # Keep the top fraction instead: the threshold becomes the run's (1 - top_fraction) score quantile over a
+    # deterministic sample of its inputs, computed once on the driver and recorded in RUN/stats/build.json.
+    top_fraction: float | None = Field(None, gt=0.0, le=1.0)
+    pareto_alpha: float = Field(3.0, gt=0.0)  # keep: pareto keeps when pareto(alpha) > 1 - score (GPT-3, NeMo)
+    seed: int = 0  # of the Pareto draws (per document, from its id) and of the top_fraction sample
+    sample_documents: int = Field(2000, ge=10)  # top_fraction: documents scored for the quantile
+    sample_files: int = Field(16, ge=1)  # top_fraction: at most this many input files read for it
+
+    @model_validator(mode="after")
+    def _one_keep_rule(self) -> QualityClassifierConf:
+        if self.top_fraction is not None and self.keep == "pareto":
+            raise ValueError("top_fraction sets a threshold; it does not combine with keep: pareto")
+        return self
+
+
 class QualityConf(_Strict):
     gopher_repetition: GopherRepetitionConf | None = GopherRepetitionConf()
     gopher_quality: GopherQualityConf | None = GopherQualityConf()
     c4: C4Conf | None = C4Conf()
     fineweb: FineWebConf | None = FineWebConf()
     content_filter: ContentFilterConf | None = None  # off by default
+    quality_classifier: QualityClassifierConf | None = None
 
 
 class NormalizeConf(_Strict):

@@ -25,7 +25,6 @@ from corpus.steps.build import run_build
 from corpus.steps.chain import run_all
 from corpus.synth.crawl import write_synthetic_crawl
 
-
 # The metric columns of a default run (optional stages' columns are absent from it).
 DEFAULT_METRICS = [c for c in METRICS if c not in STAGE_COLUMN_METRICS]
 
