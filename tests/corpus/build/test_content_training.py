@@ -62,8 +62,11 @@ def test_sentence_level_removes_toxic_sentences_and_drops_by_share(data, models)
     content = ContentFilter(ContentFilterConf(**conf, max_toxic_share=0.9))
     held = labelled("zh", data)["heldout"]
     scores = content.models["zh"].score([t for t, _, _ in held[:400]])
-    toxic = next(t for (t, y, _), s in zip(held, scores, strict=False) if y and s > 0.9 and "。" not in t)
-    clean = [t for (t, y, _), s in zip(held, scores, strict=False) if not y and s < 0.1 and "。" not in t][:3]
+    def one_sentence(t):
+        return not any(c in t for c in "。！？.!?…\n")
+
+    toxic = next(t for (t, y, _), s in zip(held, scores, strict=False) if y and s > 0.9 and one_sentence(t))
+    clean = [t for (t, y, _), s in zip(held, scores, strict=False) if not y and s < 0.1 and one_sentence(t)][:3]
     text = "。".join([clean[0], toxic, clean[1], clean[2]]) + "。"
     reason, kept, cols = content.score(text, "zh")
     assert reason is None and cols["toxic_sentences"] == 1 and cols["content_score"] > 0.9
