@@ -87,9 +87,11 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from corpus.build.lang_words import MissingTokenizerError
     from corpus.build.language_id import LanguageModelError
     from corpus.build.normalize import ChineseScriptError
+    from corpus.classify.fasttext_model import ClassifierError
     from corpus.spark.session import SparkSetupError
 
-    return (*USER_ERRORS, SparkSetupError, LanguageModelError, MissingTokenizerError, ChineseScriptError)
+    return (*USER_ERRORS, SparkSetupError, LanguageModelError, MissingTokenizerError, ChineseScriptError,
+            ClassifierError)
 
 
 @app.command()
@@ -288,6 +290,55 @@ def report(
     missing = [k for k, v in summary.items() if isinstance(v, dict) and v.get("status") == "missing"]
     console.print(f"[green]report[/] {target} (+ .json)" + (f"  sections missing: {', '.join(missing)}"
                                                            if missing else ""))
+
+
+classifier_app = typer.Typer(no_args_is_help=True, help="fastText document classifiers (DCLM's recipe).")
+app.add_typer(classifier_app, name="classifier")
+FilesOpt = "JSONL/Parquet file, folder, glob or run folder (its docs/), local or s3://; repeatable"
+
+
+@classifier_app.command("train")
+def classifier_train(
+    positive: Annotated[list[str], typer.Option("--positive", help=FilesOpt)],
+    negative: Annotated[list[str], typer.Option("--negative", help=FilesOpt)],
+    out: Annotated[str, typer.Option("--out", "-o", help="MODEL.bin (its card MODEL.json is written beside it)")],
+    text_field: Annotated[str, typer.Option("--text-field", help="the records' text field")] = "text",
+    lang: Annotated[str, typer.Option(help="language of the texts: zh and ja are split into characters")] = "en",
+    seed: Annotated[int, typer.Option(help="seed of balancing, split and fastText")] = 0,
+    holdout: Annotated[float, typer.Option(help="held-out fraction of each class, for the card's metrics")] = 0.1,
+    max_per_class: Annotated[int | None, typer.Option("--max-per-class", help="at most N documents per class")]
+    = None,
+    epoch: Annotated[int, typer.Option(help="fastText epochs")] = 5,
+    lr: Annotated[float, typer.Option(help="fastText learning rate")] = 0.1,
+    dim: Annotated[int, typer.Option(help="fastText vector size")] = 100,
+    bucket: Annotated[int, typer.Option(help="fastText hash buckets of the word bigrams")] = 200_000,
+) -> None:
+    """Train a positive-vs-negative fastText classifier (word bigrams, DCLM preprocessing, seeded, balanced)."""
+    from corpus.classify.commands import train
+
+    card = train(positive, negative, out, text_field=text_field, lang=lang, seed=seed, holdout=holdout,
+                 max_per_class=max_per_class, epoch=epoch, lr=lr, dim=dim, bucket=bucket)
+    held, counts = card["heldout"], card["counts"]
+    console.print(f"[green]model[/] {out} (+ card {out.removesuffix('.bin')}.json)  per class {counts['per_class']:,}, "
+                  f"train {counts['train']:,}, held out {counts['heldout']:,}")
+    console.print(f"held-out precision {held['precision']}, recall {held['recall']}, F1 {held['f1']}, "
+                  f"ROC AUC {held['roc_auc']}")
+
+
+@classifier_app.command("score")
+def classifier_score(
+    model: Annotated[str, typer.Option("--model", "-m", help="MODEL.bin from `corpus classifier train`")],
+    input: Annotated[list[str], typer.Option("--input", "-i", help=FilesOpt)],
+    out: Annotated[str, typer.Option("--out", "-o", help="SCORES.parquet (id, score), local or s3://")],
+    text_field: Annotated[str, typer.Option("--text-field", help="the records' text field")] = "text",
+    id_field: Annotated[str, typer.Option("--id-field", help="the records' id field (kept as given)")] = "id",
+) -> None:
+    """Score documents: id and P(positive class), one row per text, in input order."""
+    from corpus.classify.commands import score
+
+    summary = score(model, input, out, text_field=text_field, id_field=id_field)
+    console.print(f"[green]scores[/] {out}: {summary['documents']:,} documents from {summary['files']} file(s), "
+                  f"mean score {summary['mean_score']}")
 
 
 def _print_funnel(stats: dict) -> None:

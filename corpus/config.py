@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from corpus.languages import resolve
 from corpus.yamlconf import apply_override, read_mapping, validate
@@ -123,6 +123,50 @@ class FineWebConf(_Strict):
     new_line_ratio: float = 0.3
 
 
+class ContentFilterConf(_Strict):
+    """Adult, violent and hateful text (corpus.build.content_filter). Harm only: the lexicon groups that filter
+    opinions (politics, ads, mixed) exist for completeness and stay off unless named here."""
+
+    wordlists: str | None = None  # local JSONL(.gz) of {term, list, category, lang}; nothing downloads
+    badwords: bool = True  # C4's LDNOOBW rule for the document's language (needs `wordlists`)
+    categories: list[Literal["porn", "weapons", "terror", "illegal_url", "politics", "ads", "mixed"]] = [
+        "porn", "weapons", "illegal_url"]
+    lexicon_min_hits: int = Field(2, ge=1)  # distinct lexicon terms of one group that drop a document
+    models: dict[str, str] = {}  # language -> fastText model from `corpus classifier train` (toxic = positive)
+    level: Literal["document", "sentence"] = "sentence"
+    threshold: float = Field(0.5, ge=0.0, le=1.0)  # a document's (or sentence's) toxicity score >= this is toxic
+    max_toxic_share: float = Field(0.3, ge=0.0, le=1.0)  # sentence level: a larger share of toxic chars drops it
+
+    @field_validator("models")
+    @classmethod
+    def _models_named(cls, v: dict[str, str]) -> dict[str, str]:
+        for lang, path in v.items():
+            if not lang.strip() or not str(path).strip():
+                raise ValueError(f"models: language and model path must not be empty (got {lang!r}: {path!r})")
+        return v
+
+
+class QualityClassifierConf(_Strict):
+    """The learned quality filter (corpus/build/quality_classifier.py): a `corpus classifier train` model."""
+
+    model: str  # MODEL.bin (local or s3://), its card MODEL.json beside it
+    keep: Literal["threshold", "pareto"] = "threshold"
+    threshold: float = Field(0.5, ge=0.0, le=1.0)  # keep: threshold keeps score >= threshold
+    # Keep the top fraction instead: the threshold becomes the run's (1 - top_fraction) score quantile over a
+    # deterministic sample of its inputs, computed once on the driver and recorded in RUN/stats/build.json.
+    top_fraction: float | None = Field(None, gt=0.0, le=1.0)
+    pareto_alpha: float = Field(3.0, gt=0.0)  # keep: pareto keeps when pareto(alpha) > 1 - score (GPT-3, NeMo)
+    seed: int = 0  # of the Pareto draws (per document, from its id) and of the top_fraction sample
+    sample_documents: int = Field(2000, ge=10)  # top_fraction: documents scored for the quantile
+    sample_files: int = Field(16, ge=1)  # top_fraction: at most this many input files read for it
+
+    @model_validator(mode="after")
+    def _one_keep_rule(self) -> QualityClassifierConf:
+        if self.top_fraction is not None and self.keep == "pareto":
+            raise ValueError("top_fraction sets a threshold; it does not combine with keep: pareto")
+        return self
+
+
 class QualityConf(_Strict):
     # fineweb2: English by the sections below, every other language by FineWeb-2's recipe and thresholds
     # (corpus/build/fineweb2.py); english: the sections below, with the English tokenizer, for every language.
@@ -136,6 +180,8 @@ class QualityConf(_Strict):
     gopher_quality: GopherQualityConf | None = GopherQualityConf()
     c4: C4Conf | None = C4Conf()
     fineweb: FineWebConf | None = FineWebConf()
+    content_filter: ContentFilterConf | None = None  # off by default
+    quality_classifier: QualityClassifierConf | None = None
 
 
 class NormalizeConf(_Strict):

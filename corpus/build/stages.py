@@ -24,6 +24,12 @@ STAGE_CLASSES: tuple[tuple[str, str], ...] = (
     ("gopher_quality", "corpus.build.quality_filters:GopherQualityStage"),
     ("c4", "corpus.build.quality_filters:C4Stage"),
     ("fineweb", "corpus.build.quality_filters:FineWebStage"),
+    # After the rule filters: it reads the language (lists and models are per language), scores the text they kept
+    # (C4 has removed its lines, so removed sentences count against the published text), and its classifier, the
+    # costliest check per page, runs only on pages every cheap rule kept. Before the quality classifier: harm is
+    # removed whatever the quality, and the quality score (and a top_fraction quantile) is of the cleaned text.
+    ("content_filter", "corpus.build.content_filter:ContentFilterStage"),
+    ("quality_classifier", "corpus.build.quality_classifier:QualityClassifierStage"),
 )
 STAGES: tuple[str, ...] = (READ, *(name for name, _ in STAGE_CLASSES))
 # The stages every run's stats list, enabled or not (so that runs of any config compare stage by stage); the

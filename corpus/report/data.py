@@ -74,7 +74,17 @@ METRICS = {
                                [("char_duplicates_ratio", "max", None)]),
     "fineweb_list_ratio": ("fineweb", "newlines / words", _linear(0, 1, 40), [("new_line_ratio", "max", None)]),
 }
-assert set(METRICS) == set(QUALITY_METRIC_COLUMNS)
+# Columns declared by optional stages (corpus.build.stage.Stage.columns): in the report only when a run has them.
+STAGE_COLUMN_METRICS = {
+    "content_score": ("content_filter", "toxicity score (the document, or its worst sentence)", _linear(0, 1, 40),
+                      [("threshold", "max", None)]),
+    "toxic_share": ("content_filter", "chars in toxic sentences / chars", _linear(0, 1, 40),
+                    [("max_toxic_share", "max", None)]),
+    "toxic_sentences": ("content_filter", "toxic sentences removed", _linear(-0.5, 20.5, 21), []),
+    "content_list_hits": ("content_filter", "distinct word-list terms found", _linear(-0.5, 20.5, 21), []),
+}
+METRICS.update(STAGE_COLUMN_METRICS)
+assert set(METRICS) == set(QUALITY_METRIC_COLUMNS) | set(STAGE_COLUMN_METRICS)
 
 
 def _missing(reason: str) -> dict:
@@ -364,6 +374,8 @@ def collect(run_uri: str) -> dict:
         }
         metrics = {}
         for column, (stage, label, edges, rules) in METRICS.items():
+            if column in STAGE_COLUMN_METRICS and column not in doc_cols | removed_cols:
+                continue
             metrics[column] = {"stage": stage, "label": label, "edges": edges,
                                "kept": kept.metrics[column].tolist(), "removed": removed.metrics[column].tolist(),
                                "thresholds": _threshold_values(config, stage, rules)}

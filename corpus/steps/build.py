@@ -114,11 +114,19 @@ class BuildStep(Step):
         return config_hash({"config": _build_part(self.conf.model_dump(mode="json")), "files": self.files})
 
     def work(self, spark) -> dict:
+        from corpus.build.content_filter import check_content_filter
         from corpus.build.language_id import check_languages, check_model
+        from corpus.build.quality_classifier import resolve_top_fraction
 
         files, conf, run, out = self.files, self.conf, self.run, self.run_uri
-        check_model(conf.language.model_path, local=spark.sparkContext.master.startswith("local"))
+        local = spark.sparkContext.master.startswith("local")
+        check_model(conf.language.model_path, local=local)
         check_languages(conf)
+        check_content_filter(conf.quality.content_filter, local=local)
+        if conf.quality.quality_classifier is not None:  # a missing or corrupt model fails here, before any task
+            from corpus.classify.fasttext_model import load_classifier
+
+            load_classifier(conf.quality.quality_classifier.model)
         for sub in ("docs", "removed", PROGRESS, "stats"):
             run.makedirs(sub)
         self._check_config(run, conf)
@@ -135,8 +143,11 @@ class BuildStep(Step):
         self._drop_unlisted(run, files)
         done = {name for name in run.list(PROGRESS) if run.read_json(PROGRESS, name).get("complete", True)}
         pending = [f for f in files if f"{shard_key(f)}.json" not in done]
+        # top_fraction → one threshold for the whole run, from a deterministic sample, before any task; the tasks
+        # get it in their config (config.yaml keeps the setting as given, so resuming compares like with like).
+        task_conf, classifier_record = resolve_top_fraction(conf, files)
         if pending:
-            conf_json = conf.model_dump_json()
+            conf_json = task_conf.model_dump_json()
             sc = spark.sparkContext
             sc.setJobDescription(f"corpus build: {len(pending)} files")
             rdd = sc.parallelize(pending, numSlices=len(pending))  # one task per input file
@@ -147,6 +158,8 @@ class BuildStep(Step):
         stats = merge_file_stats(file_stats)
         stats.update({"version": __version__, "files_skipped_as_done": len(files) - len(pending),
                       "files_incomplete": sorted(f["file"] for f in file_stats if not f.get("complete", True))})
+        if classifier_record is not None:
+            stats["quality_classifier"] = classifier_record
         return stats
 
     def _check_config(self, run: RunDir, conf: PipelineConf) -> None:
