@@ -6,6 +6,9 @@ datatrove only ships a trafilatura extractor, so the like-for-like row uses traf
 our default (resiliparse) is reported as a separate row.
 
     .venv/bin/python bench/build.py --synth-pages 5000 --html-pages 2000 --files 4
+
+`--quality-classifier MODEL.bin` adds a run of our default with the `quality_classifier` stage enabled
+(top_fraction 0.1, so the driver's sample quantile is included) and prints what the stage adds.
 """
 
 from __future__ import annotations
@@ -68,12 +71,13 @@ print(json.dumps({{"seconds": seconds, "docs": n}}))
     return last["seconds"], last["docs"]
 
 
-def run_ours(crawl: Path, out: Path, workers: int, engine: str) -> tuple[float, int, dict]:
+def run_ours(crawl: Path, out: Path, workers: int, engine: str, sets: tuple[str, ...] = ()) -> tuple[float, int, dict]:
     """`corpus build` as users run it (includes the ~10 s Spark start-up); returns (seconds, docs, stats)."""
     t = time.perf_counter()
     res = subprocess.run(
         [sys.executable, "-m", "corpus.cli", "build", "--input", str(crawl), "--out", str(out),
-         "--master", f"local[{workers}]", "--set", f"extract.engine={engine}"],
+         "--master", f"local[{workers}]", "--set", f"extract.engine={engine}",
+         *(x for s in sets for x in ("--set", s))],
         capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     seconds = time.perf_counter() - t
@@ -83,7 +87,7 @@ def run_ours(crawl: Path, out: Path, workers: int, engine: str) -> tuple[float, 
     return seconds, stats["documents_kept"], stats
 
 
-def bench_one(label: str, crawl: Path, pages: int, tmp: Path, workers: int) -> None:
+def bench_one(label: str, crawl: Path, pages: int, tmp: Path, workers: int, classifier: str | None = None) -> None:
     size = sum(p.stat().st_size for p in crawl.glob("*.warc.gz"))
     print(f"\n== {label}: {pages} pages, {len(list(crawl.glob('*.warc.gz')))} WARC files, "
           f"{size / 1e6:.1f} MB gzipped, {workers} workers")
@@ -98,7 +102,19 @@ def bench_one(label: str, crawl: Path, pages: int, tmp: Path, workers: int) -> N
     print(f"{'pipeline':52s} {'seconds':>8s} {'pages/s':>8s} {'kept':>6s}")
     for name, s, docs in rows:
         print(f"{name:52s} {s:8.1f} {pages / s:8.1f} {docs:6d}")
+    if classifier:
+        qc_s, qc_docs, qc_stats = run_ours(crawl, tmp / f"{label}-ours-classifier", workers, "resiliparse",
+                                           (f"quality.quality_classifier.model={classifier}",
+                                            "quality.quality_classifier.top_fraction=0.1"))
+        name = "corpus build, Spark local (resiliparse + quality_classifier top 10%)"
+        print(f"{name:52s} {qc_s:8.1f} {pages / qc_s:8.1f} {qc_docs:6d}")
     print(f"speed-up vs datatrove: trafilatura {dt_s / tr_s:.2f}x, resiliparse default {dt_s / rp_s:.2f}x")
+    if classifier:
+        task = qc_stats["task_seconds"]
+        stage = task.get("quality_classifier", 0.0)
+        print(f"quality_classifier: wall {qc_s - rp_s:+.1f} s ({(qc_s - rp_s) / rp_s:+.1%} of the default run), "
+              f"stage task seconds {stage:.2f} of {task['total']:.2f} ({stage / task['total']:.1%}); "
+              f"with it {dt_s / qc_s:.2f}x datatrove; threshold {json.dumps(qc_stats.get('quality_classifier'))}")
     print("our task seconds by stage (resiliparse run):", json.dumps(stats["task_seconds"]))
     step = stats.get("wall_seconds")
     if step:
@@ -113,6 +129,8 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=4)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    ap.add_argument("--quality-classifier", metavar="MODEL.bin", help="also run with the quality_classifier stage "
+                    "(a `corpus classifier train` model)")
     args = ap.parse_args()
 
     from corpus.synth.crawl import write_synthetic_crawl
@@ -120,10 +138,11 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-build-"))
     if args.synth_pages:
         write_synthetic_crawl(tmp / "synth", pages=args.synth_pages, seed=11, files=args.files)
-        bench_one("synthetic crawl", tmp / "synth", args.synth_pages, tmp, args.workers)
+        bench_one("synthetic crawl", tmp / "synth", args.synth_pages, tmp, args.workers, args.quality_classifier)
     if args.html_pages and AEB_HTML.exists():
         write_synthetic_crawl(tmp / "aeb", pages=args.html_pages, seed=11, files=args.files, from_html=AEB_HTML)
-        bench_one("AEB real HTML (--from-html)", tmp / "aeb", args.html_pages, tmp, args.workers)
+        bench_one("AEB real HTML (--from-html)", tmp / "aeb", args.html_pages, tmp, args.workers,
+                  args.quality_classifier)
     if not args.keep:
         shutil.rmtree(tmp, ignore_errors=True)
     else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from corpus.yamlconf import apply_override, read_mapping, validate
 
@@ -140,6 +140,19 @@ class QualityConf(_Strict):
     c4: C4Conf | None = C4Conf()
     fineweb: FineWebConf | None = FineWebConf()
     quality_classifier: QualityClassifierConf | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_stages_that_are_off(self, handler):
+        # Stages added after the FineWeb recipe are left out of the dump while off (null), so that the default
+        # config's RUN/config.yaml and the step fingerprints stay byte-identical to those of runs made before them.
+        data = handler(self)
+        for name in OMIT_WHEN_OFF:
+            if data.get(name, 0) is None:
+                del data[name]
+        return data
+
+
+OMIT_WHEN_OFF = ("quality_classifier",)
 
 
 class NormalizeConf(_Strict):
