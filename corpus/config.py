@@ -124,8 +124,10 @@ class QualityClassifierConf(_Strict):
     top_fraction: float | None = Field(None, gt=0.0, le=1.0)
     pareto_alpha: float = Field(3.0, gt=0.0)  # keep: pareto keeps when pareto(alpha) > 1 - score (GPT-3, NeMo)
     seed: int = 0  # of the Pareto draws (per document, from its id) and of the top_fraction sample
-    sample_documents: int = Field(2000, ge=10)  # top_fraction: documents scored for the quantile
-    sample_files: int = Field(16, ge=1)  # top_fraction: at most this many input files read for it
+    # top_fraction: documents scored for the quantile, spread evenly over at most sample_files input files (each read
+    # only until it gave its share); a fixed cost per run, on the driver
+    sample_documents: int = Field(1000, ge=10)
+    sample_files: int = Field(8, ge=1)
 
     @model_validator(mode="after")
     def _one_keep_rule(self) -> QualityClassifierConf:

@@ -131,6 +131,14 @@ def test_top_fraction_resolves_one_threshold_from_a_deterministic_sample(setup):
     assert record["threshold"] == pytest.approx(float(np.quantile(scores, 0.7)))
     docs, _, _ = _run(resolved, setup["files"])
     assert abs(len(docs) / len(scores) - 0.3) <= 1 / len(scores) + 1e-9
+    # a smaller sample: its share of each file (the first documents reaching the classifier), files in sample order
+    small = _conf(setup["model"], "quality.quality_classifier.top_fraction=0.3",
+                  "quality.quality_classifier.sample_documents=20")
+    _, small_record = resolve_top_fraction(small, setup["files"])
+    per_file = [[d["quality_score"] for d in _run(_conf(setup["model"], "quality.quality_classifier.threshold=0"),
+                                                  [f])[0]][:10] for f in sample_order(setup["files"], 0)]
+    assert small_record["sample_documents"] == 20
+    assert small_record["threshold"] == pytest.approx(float(np.quantile(per_file[0] + per_file[1], 0.7)))
 
 
 def test_bad_classifier_settings_are_clear_errors(setup, tmp_path):
