@@ -9,6 +9,8 @@ our default (resiliparse) is reported as a separate row.
 
 `--text-pages N` adds Chinese beside English: N Chinese and N English Wikipedia articles (JSONL) through
 `corpus build`, pages per second for each (`--synth-pages 0 --html-pages 0 --text-pages 2000` runs it alone).
+`--quality-classifier MODEL.bin` adds a run of our default with the `quality_classifier` stage enabled
+(top_fraction 0.1, so the driver's sample quantile is included) and prints what the stage adds.
 """
 
 from __future__ import annotations
@@ -72,12 +74,13 @@ print(json.dumps({{"seconds": seconds, "docs": n}}))
     return last["seconds"], last["docs"]
 
 
-def run_ours(crawl: Path, out: Path, workers: int, engine: str) -> tuple[float, int, dict]:
+def run_ours(crawl: Path, out: Path, workers: int, engine: str, sets: tuple[str, ...] = ()) -> tuple[float, int, dict]:
     """`corpus build` as users run it (includes the ~10 s Spark start-up); returns (seconds, docs, stats)."""
     t = time.perf_counter()
     res = subprocess.run(
         [sys.executable, "-m", "corpus.cli", "build", "--input", str(crawl), "--out", str(out),
-         "--master", f"local[{workers}]", "--set", f"extract.engine={engine}"],
+         "--master", f"local[{workers}]", "--set", f"extract.engine={engine}",
+         *(x for s in sets for x in ("--set", s))],
         capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     seconds = time.perf_counter() - t
@@ -87,7 +90,7 @@ def run_ours(crawl: Path, out: Path, workers: int, engine: str) -> tuple[float, 
     return seconds, stats["documents_kept"], stats
 
 
-def bench_one(label: str, crawl: Path, pages: int, tmp: Path, workers: int) -> None:
+def bench_one(label: str, crawl: Path, pages: int, tmp: Path, workers: int, classifier: str | None = None) -> None:
     size = sum(p.stat().st_size for p in crawl.glob("*.warc.gz"))
     print(f"\n== {label}: {pages} pages, {len(list(crawl.glob('*.warc.gz')))} WARC files, "
           f"{size / 1e6:.1f} MB gzipped, {workers} workers")
@@ -102,7 +105,25 @@ def bench_one(label: str, crawl: Path, pages: int, tmp: Path, workers: int) -> N
     print(f"{'pipeline':52s} {'seconds':>8s} {'pages/s':>8s} {'kept':>6s}")
     for name, s, docs in rows:
         print(f"{name:52s} {s:8.1f} {pages / s:8.1f} {docs:6d}")
+    if classifier:
+        model = f"quality.quality_classifier.model={classifier}"
+        qc_s, qc_docs, qc_stats = run_ours(crawl, tmp / f"{label}-ours-classifier", workers, "resiliparse",
+                                           (model, "quality.quality_classifier.threshold=0.5"))
+        qt_s, qt_docs, qt_stats = run_ours(crawl, tmp / f"{label}-ours-classifier-top", workers, "resiliparse",
+                                           (model, "quality.quality_classifier.top_fraction=0.1"))
+        for name, s, docs in (("+ quality_classifier, threshold 0.5", qc_s, qc_docs),
+                              ("+ quality_classifier, top_fraction 0.1", qt_s, qt_docs)):
+            print(f"{'corpus build, Spark local (resiliparse ' + name + ')':52s} {s:8.1f} {pages / s:8.1f} {docs:6d}")
     print(f"speed-up vs datatrove: trafilatura {dt_s / tr_s:.2f}x, resiliparse default {dt_s / rp_s:.2f}x")
+    if classifier:
+        task = qc_stats["task_seconds"]
+        stage = task.get("quality_classifier", 0.0)
+        print(f"quality_classifier (threshold): wall {qc_s - rp_s:+.1f} s ({(qc_s - rp_s) / rp_s:+.1%} of the default "
+              f"run), stage task seconds {stage:.2f} of {task['total']:.2f} ({stage / task['total']:.1%}); with it "
+              f"{dt_s / qc_s:.2f}x datatrove")
+        print(f"quality_classifier (top_fraction): wall {qt_s - rp_s:+.1f} s ({(qt_s - rp_s) / rp_s:+.1%}), of which "
+              f"the driver's sample {qt_stats['wall_seconds'] - qc_stats['wall_seconds']:+.1f} s (step time vs the "
+              f"threshold run); {json.dumps(qt_stats.get('quality_classifier'))}")
     print("our task seconds by stage (resiliparse run):", json.dumps(stats["task_seconds"]))
     step = stats.get("wall_seconds")
     if step:
@@ -170,6 +191,8 @@ def main() -> None:
     ap.add_argument("--text-pages", type=int, default=0,
                     help="also Chinese beside English: this many Wikipedia articles of each through corpus build")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    ap.add_argument("--quality-classifier", metavar="MODEL.bin", help="also run with the quality_classifier stage "
+                    "(a `corpus classifier train` model)")
     args = ap.parse_args()
 
     from corpus.synth.crawl import write_synthetic_crawl
@@ -177,10 +200,11 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-build-"))
     if args.synth_pages:
         write_synthetic_crawl(tmp / "synth", pages=args.synth_pages, seed=11, files=args.files)
-        bench_one("synthetic crawl", tmp / "synth", args.synth_pages, tmp, args.workers)
+        bench_one("synthetic crawl", tmp / "synth", args.synth_pages, tmp, args.workers, args.quality_classifier)
     if args.html_pages and AEB_HTML.exists():
         write_synthetic_crawl(tmp / "aeb", pages=args.html_pages, seed=11, files=args.files, from_html=AEB_HTML)
-        bench_one("AEB real HTML (--from-html)", tmp / "aeb", args.html_pages, tmp, args.workers)
+        bench_one("AEB real HTML (--from-html)", tmp / "aeb", args.html_pages, tmp, args.workers,
+                  args.quality_classifier)
     if args.text_pages:
         bench_languages(args.text_pages, tmp, args.workers, args.files)
     if not args.keep:

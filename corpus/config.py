@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from corpus.languages import resolve
 from corpus.yamlconf import apply_override, read_mapping, validate
@@ -157,8 +157,10 @@ class QualityClassifierConf(_Strict):
     top_fraction: float | None = Field(None, gt=0.0, le=1.0)
     pareto_alpha: float = Field(3.0, gt=0.0)  # keep: pareto keeps when pareto(alpha) > 1 - score (GPT-3, NeMo)
     seed: int = 0  # of the Pareto draws (per document, from its id) and of the top_fraction sample
-    sample_documents: int = Field(2000, ge=10)  # top_fraction: documents scored for the quantile
-    sample_files: int = Field(16, ge=1)  # top_fraction: at most this many input files read for it
+    # top_fraction: documents scored for the quantile, spread evenly over at most sample_files input files (each read
+    # only until it gave its share); a fixed cost per run, on the driver
+    sample_documents: int = Field(1000, ge=10)
+    sample_files: int = Field(8, ge=1)
 
     @model_validator(mode="after")
     def _one_keep_rule(self) -> QualityClassifierConf:
@@ -182,6 +184,19 @@ class QualityConf(_Strict):
     fineweb: FineWebConf | None = FineWebConf()
     content_filter: ContentFilterConf | None = None  # off by default
     quality_classifier: QualityClassifierConf | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_stages_that_are_off(self, handler):
+        # Stages added after the FineWeb recipe are left out of the dump while off (null), so that the default
+        # config's RUN/config.yaml and the step fingerprints stay byte-identical to those of runs made before them.
+        data = handler(self)
+        for name in OMIT_WHEN_OFF:
+            if data.get(name, 0) is None:
+                del data[name]
+        return data
+
+
+OMIT_WHEN_OFF = ("quality_classifier",)
 
 
 class NormalizeConf(_Strict):

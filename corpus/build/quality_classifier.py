@@ -67,6 +67,10 @@ def sample_order(files: list[str], seed: int) -> list[str]:
     return sorted(files, key=lambda uri: (sample_key(uri, seed), uri))
 
 
+class _Enough(Exception):
+    """The sample has its documents from this file: stop reading it."""
+
+
 def resolve_top_fraction(conf: PipelineConf, files: list[str]) -> tuple[PipelineConf, dict | None]:
     """(the config the tasks run, the record for the stats). With `top_fraction`, runs the pipeline's stages up
     to and including the classifier (keeping everything it scores) over a deterministic sample of `files` and
@@ -82,17 +86,29 @@ def resolve_top_fraction(conf: PipelineConf, files: list[str]) -> tuple[Pipeline
         "quality": conf.quality.model_copy(update={"quality_classifier": scoring}),
         "output": conf.output.model_copy(update={"write_removed": False})})
     pipeline = BuildPipeline(sample_conf)
+    picked = sample_order(files, c.seed)[:c.sample_files]
+    per_file = -(-c.sample_documents // len(picked))  # spread over the files; each stops early once it has its share
     scores: list[float] = []
     used: list[str] = []
-    for uri in sample_order(files, c.seed)[:c.sample_files]:
-        pipeline.process_file_streaming(uri, lambda row: scores.append(row[COLUMN]), None)
+
+    def take(row: dict) -> None:
+        scores.append(row[COLUMN])
+        if len(scores) >= target:
+            raise _Enough
+
+    for uri in picked:
+        target = min(len(scores) + per_file, c.sample_documents)
         used.append(uri)
+        try:
+            pipeline.process_file_streaming(uri, take, None)
+        except _Enough:
+            pass
         if len(scores) >= c.sample_documents:
             break
     if not scores:
         raise ConfigError(f"quality.quality_classifier.top_fraction: no document of the {len(used)} sampled input "
                           "file(s) reached the classifier, so there is no score to take a quantile of")
-    sample = np.array(scores[:c.sample_documents], dtype=np.float64)
+    sample = np.array(scores, dtype=np.float64)
     threshold = float(np.quantile(sample, 1.0 - c.top_fraction))
     resolved = c.model_copy(update={"top_fraction": None, "threshold": threshold})
     record = {"top_fraction": c.top_fraction, "threshold": threshold, "sample_documents": len(sample),

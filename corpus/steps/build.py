@@ -123,10 +123,11 @@ class BuildStep(Step):
         check_model(conf.language.model_path, local=local)
         check_languages(conf)
         check_content_filter(conf.quality.content_filter, local=local)
-        if conf.quality.quality_classifier is not None:  # a missing or corrupt model fails here, before any task
+        qc = conf.quality.quality_classifier
+        if qc is not None and qc.top_fraction is None:  # a bad model fails here, before any task (else: in the sample)
             from corpus.classify.fasttext_model import load_classifier
 
-            load_classifier(conf.quality.quality_classifier.model)
+            load_classifier(qc.model)
         for sub in ("docs", "removed", PROGRESS, "stats"):
             run.makedirs(sub)
         self._check_config(run, conf)

@@ -94,6 +94,9 @@ def test_the_default_config_has_no_classifier_and_no_new_column(setup):
     pipeline = BuildPipeline(load_config())
     assert "quality_classifier" not in [s.name for s in pipeline.stages] and pipeline.extra_fields == []
     assert "quality_classifier" not in pipeline.stage_names
+    # off, it is left out of the config's dump: RUN/config.yaml and the step fingerprints stay as before the stage
+    assert "quality_classifier" not in load_config().model_dump()["quality"]
+    assert "quality_classifier" in _conf(setup["model"]).model_dump()["quality"]
 
 
 def test_pareto_keep_is_seeded_per_document_and_keeps_some_low_scores(setup):
@@ -128,6 +131,14 @@ def test_top_fraction_resolves_one_threshold_from_a_deterministic_sample(setup):
     assert record["threshold"] == pytest.approx(float(np.quantile(scores, 0.7)))
     docs, _, _ = _run(resolved, setup["files"])
     assert abs(len(docs) / len(scores) - 0.3) <= 1 / len(scores) + 1e-9
+    # a smaller sample: its share of each file (the first documents reaching the classifier), files in sample order
+    small = _conf(setup["model"], "quality.quality_classifier.top_fraction=0.3",
+                  "quality.quality_classifier.sample_documents=20")
+    _, small_record = resolve_top_fraction(small, setup["files"])
+    per_file = [[d["quality_score"] for d in _run(_conf(setup["model"], "quality.quality_classifier.threshold=0"),
+                                                  [f])[0]][:10] for f in sample_order(setup["files"], 0)]
+    assert small_record["sample_documents"] == 20
+    assert small_record["threshold"] == pytest.approx(float(np.quantile(per_file[0] + per_file[1], 0.7)))
 
 
 def test_bad_classifier_settings_are_clear_errors(setup, tmp_path):
@@ -139,3 +150,29 @@ def test_bad_classifier_settings_are_clear_errors(setup, tmp_path):
 
     with pytest.raises(ClassifierError, match="classifier model not found"):
         BuildPipeline(_conf(str(tmp_path / "missing.bin")))
+
+
+def test_corpus_build_keeps_the_top_fraction_with_the_threshold_in_the_stats(spark, setup):
+    import pyarrow.parquet as pq
+
+    from corpus.cli import main
+
+    out = setup["dir"] / "run"
+    sets = [x for s in [*RULES_OFF, f"quality.quality_classifier.model={setup['model']}",
+                        "quality.quality_classifier.top_fraction=0.25"] for x in ("--set", s)]
+    main(["build", *(x for f in setup["files"] for x in ("-i", f)), "--out", str(out), *sets])
+    stats = json.loads((out / "stats" / "build.json").read_text())
+    record = stats["quality_classifier"]
+    assert record["top_fraction"] == 0.25 and record["sample_files"] == 2
+    # the driver's threshold is the one the tasks kept by: the same as resolving it again, here
+    _, again = resolve_top_fraction(_conf(setup["model"], "quality.quality_classifier.top_fraction=0.25"),
+                                    setup["files"])
+    assert record == again
+    docs = pq.read_table(out / "docs")
+    scores = docs.column("quality_score").to_pylist()
+    assert docs.schema.field("quality_score").type == pa.float64() and min(scores) >= record["threshold"]
+    entered = stats["stages"]["quality_classifier"]["in"]
+    assert entered == record["sample_documents"] and abs(len(scores) / entered - 0.25) <= 1 / entered + 1e-9
+    removed = pq.read_table(out / "removed").to_pylist()
+    assert all(r["quality_score"] < record["threshold"] for r in removed if r["stage"] == "quality_classifier")
+    assert "top_fraction: 0.25" in (out / "config.yaml").read_text()  # the setting as given, not the threshold
