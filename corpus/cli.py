@@ -89,9 +89,10 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from corpus.build.normalize import ChineseScriptError
     from corpus.classify.fasttext_model import ClassifierError
     from corpus.spark.session import SparkSetupError
+    from corpus.tokenize.tokenizer import TokenizerError
 
     return (*USER_ERRORS, SparkSetupError, LanguageModelError, MissingTokenizerError, ChineseScriptError,
-            ClassifierError)
+            ClassifierError, TokenizerError)
 
 
 @app.command()

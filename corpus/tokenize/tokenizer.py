@@ -44,7 +44,8 @@ def train_tokenizer(text_file: str | Path, model_prefix: str | Path, vocab_size:
             except RuntimeError as e:  # a small sample cannot fill a large vocabulary: cap it, as documented
                 cap = max_vocab_size(str(e))
                 if cap is None:
-                    raise TokenizerError(f"sentencepiece could not train a {vocab_size}-token model: {e}") from e
+                    raise TokenizerError(too_small_for_characters(str(e), vocab_size, character_coverage)
+                                         or f"sentencepiece could not train a {vocab_size}-token model: {e}") from e
                 warnings.warn(f"the tokenizer sample supports at most {cap} tokens: vocab_size {vocab_size} capped "
                               f"to {cap} (more text, or a smaller tokenize.vocab_size, avoids this)", stacklevel=2)
                 _train_here(cap, character_coverage)
@@ -59,6 +60,19 @@ def max_vocab_size(message: str) -> int | None:
     """The largest vocabulary sentencepiece says the sample supports, from its "Vocabulary size too high" error."""
     m = re.search(r"Vocabulary size too high \(\d+\)\. Please set it to a value <= (\d+)", message)
     return int(m.group(1)) if m else None
+
+
+def too_small_for_characters(message: str, vocab_size: int, character_coverage: float) -> str | None:
+    """The fix for sentencepiece's "Vocabulary size is smaller than required_chars" (Chinese and Japanese samples
+    hold thousands of distinct characters, each its own piece at this coverage), or None for another error."""
+    m = re.search(r"smaller than required_chars\. (\d+) vs (\d+)", message)
+    if m is None:
+        return None
+    chars = int(m.group(2))
+    return (f"the tokenizer sample has {chars:,} distinct characters within character_coverage {character_coverage}, "
+            f"more than tokenize.vocab_size {vocab_size:,}: raise tokenize.vocab_size well above {chars:,} (Chinese "
+            "and Japanese need thousands of single-character pieces, plus room for merges), or lower "
+            "tokenize.character_coverage (rarer characters then become byte-fallback tokens, 3 per character)")
 
 
 def _train_here(vocab_size: int, character_coverage: float) -> None:
