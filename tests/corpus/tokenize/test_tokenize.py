@@ -134,3 +134,14 @@ def test_corrupt_and_truncated_shards_name_the_file(tmp_path):
     big = tmp_path / "big.bin"
     big.write_bytes(encode_shard(np.array([70000, 5]), 100_000))
     assert list(open_shard(big)) == [70000, 5]
+
+
+def test_a_vocabulary_smaller_than_the_samples_characters_is_a_clear_error(tmp_path):
+    """Chinese holds thousands of distinct characters: a vocabulary below them stops with the two ways out."""
+    from corpus.tokenize.tokenizer import TokenizerError, train_tokenizer
+
+    with gzip.open(shared_data("multilingual", "zhwiki.jsonl.gz"), "rt") as f:
+        text = "\n".join(json.loads(line)["text"].replace("\n", " ") for _, line in zip(range(200), f, strict=False))
+    (tmp_path / "zh.txt").write_text(text)
+    with pytest.raises(TokenizerError, match="distinct characters within character_coverage .* raise tokenize"):
+        train_tokenizer(tmp_path / "zh.txt", tmp_path / "m", 600)
