@@ -133,17 +133,7 @@ def bench_one(label: str, crawl: Path, pages: int, tmp: Path, workers: int, clas
 
 def run_ours_text(inputs: Path, out: Path, workers: int, languages: str) -> tuple[float, int, dict]:
     """`corpus build` over JSONL text (no extraction), keeping `languages`; returns (seconds, docs, stats)."""
-    t = time.perf_counter()
-    res = subprocess.run(
-        [sys.executable, "-m", "corpus.cli", "build", "--input", str(inputs), "--out", str(out),
-         "--master", f"local[{workers}]", "--set", f"language.languages=[{languages}]"],
-        capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    seconds = time.perf_counter() - t
-    if res.returncode != 0:
-        raise SystemExit(f"corpus build failed:\n{res.stderr[-3000:]}")
-    stats = json.loads((out / "stats" / "build.json").read_text())
-    return seconds, stats["documents_kept"], stats
+    return run_ours(inputs, out, workers, "resiliparse", (f"language.languages=[{languages}]",))
 
 
 def write_jsonl_pages(source: Path, out_dir: Path, pages: int, files: int) -> int:

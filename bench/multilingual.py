@@ -71,31 +71,10 @@ def our_filters(lang: str, preset: str = "fineweb2", **quality):
 def datatrove_filters(lang: str):
     """datatrove's filter classes as FineWeb-2 runs them for `lang` (English: FineWeb's), text -> reason or None."""
     from datatrove.data import Document
-    from datatrove.pipeline.filters import (
-        C4QualityFilter,
-        FineWebQualityFilter,
-        GopherQualityFilter,
-        GopherRepetitionFilter,
-    )
 
-    from corpus.build.fineweb2 import THRESHOLDS
+    from corpus.build.fineweb2 import datatrove_reference_chain
 
-    name = LANGS[lang]
-    if name == "eng_Latn":
-        chain = [GopherRepetitionFilter(language=name), GopherQualityFilter(language=name),
-                 C4QualityFilter(filter_no_terminal_punct=False, language=name), FineWebQualityFilter(language=name)]
-    else:
-        t = THRESHOLDS[name]
-        chain = [
-            GopherRepetitionFilter(language=name, dup_para_frac=0, dup_line_char_frac=0, dup_para_char_frac=0,
-                                   dup_line_frac=t.dup_line_frac, top_n_grams=t.top_n_grams,
-                                   dup_n_grams=t.dup_n_grams),
-            FineWebQualityFilter(language=name, short_line_thr=999, char_duplicates_ratio=0.1,
-                                 line_punct_thr=t.line_punct_thr, new_line_ratio=t.new_line_ratio),
-            GopherQualityFilter(language=name, max_avg_word_length=t.max_avg_word_length,
-                                min_avg_word_length=t.min_avg_word_length, stop_words=list(t.stop_words),
-                                max_non_alpha_words_ratio=t.max_non_alpha_words_ratio, min_stop_words=2),
-        ]
+    chain = datatrove_reference_chain(LANGS[lang])
 
     def decide(text: str) -> str | None:
         doc = Document(text=text, id="0")

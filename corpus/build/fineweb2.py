@@ -283,3 +283,28 @@ def stage_kwargs(stage: str, name: str) -> dict | None:
     if stage == "c4":
         return None
     raise ValueError(f"no FineWeb-2 recipe for stage {stage!r}")
+
+
+def datatrove_reference_chain(name: str) -> list:
+    """datatrove's own filter objects as FineWeb-2 runs them for FineWeb-2 language `name` (fineweb-2-pipeline.py,
+    step 5; English: FineWeb's four): the reference our per-language stages are checked against (tests, bench)."""
+    from datatrove.pipeline.filters import (
+        C4QualityFilter,
+        FineWebQualityFilter,
+        GopherQualityFilter,
+        GopherRepetitionFilter,
+    )
+
+    if name == "eng_Latn":
+        return [GopherRepetitionFilter(language=name), GopherQualityFilter(language=name),
+                C4QualityFilter(filter_no_terminal_punct=False, language=name), FineWebQualityFilter(language=name)]
+    t = THRESHOLDS[name]
+    return [
+        GopherRepetitionFilter(language=name, dup_para_frac=0, dup_line_char_frac=0, dup_para_char_frac=0,
+                               dup_line_frac=t.dup_line_frac, top_n_grams=t.top_n_grams, dup_n_grams=t.dup_n_grams),
+        FineWebQualityFilter(language=name, short_line_thr=999, char_duplicates_ratio=0.1,
+                             line_punct_thr=t.line_punct_thr, new_line_ratio=t.new_line_ratio),
+        GopherQualityFilter(language=name, max_avg_word_length=t.max_avg_word_length,
+                            min_avg_word_length=t.min_avg_word_length, stop_words=list(t.stop_words),
+                            max_non_alpha_words_ratio=t.max_non_alpha_words_ratio, min_stop_words=2),
+    ]

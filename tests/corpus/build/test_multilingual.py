@@ -13,12 +13,6 @@ import logging
 import pytest
 from conftest import shared_data
 from datatrove.data import Document
-from datatrove.pipeline.filters import (
-    C4QualityFilter,
-    FineWebQualityFilter,
-    GopherQualityFilter,
-    GopherRepetitionFilter,
-)
 from datatrove.utils.word_tokenizers import load_word_tokenizer
 
 from corpus.build import fineweb2
@@ -67,22 +61,7 @@ def documents(lang: str, limit: int = DOCS_PER_LANGUAGE) -> list[str]:
 
 def datatrove_decisions(lang: str, docs: list[str]) -> list[bool]:
     """datatrove's filters as FineWeb-2 runs them (fineweb-2-pipeline.py, step 5; English: FineWeb's four)."""
-    name = SEVEN[lang]
-    if lang == "en":
-        chain = [GopherRepetitionFilter(language=name), GopherQualityFilter(language=name),
-                 C4QualityFilter(filter_no_terminal_punct=False, language=name), FineWebQualityFilter(language=name)]
-    else:
-        t = fineweb2.THRESHOLDS[name]
-        chain = [
-            GopherRepetitionFilter(language=name, dup_para_frac=0, dup_line_char_frac=0, dup_para_char_frac=0,
-                                   dup_line_frac=t.dup_line_frac, top_n_grams=t.top_n_grams,
-                                   dup_n_grams=t.dup_n_grams),
-            FineWebQualityFilter(language=name, short_line_thr=999, char_duplicates_ratio=0.1,
-                                 line_punct_thr=t.line_punct_thr, new_line_ratio=t.new_line_ratio),
-            GopherQualityFilter(language=name, max_avg_word_length=t.max_avg_word_length,
-                                min_avg_word_length=t.min_avg_word_length, stop_words=list(t.stop_words),
-                                max_non_alpha_words_ratio=t.max_non_alpha_words_ratio, min_stop_words=2),
-        ]
+    chain = fineweb2.datatrove_reference_chain(SEVEN[lang])
     out = []
     for i, text in enumerate(docs):
         doc = Document(text=text, id=str(i))  # one Document through the chain: C4 rewrites its text
