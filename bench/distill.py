@@ -6,7 +6,11 @@ tinyshakespeare is tokenized (BPE 1024) into shards with a held-out split; the t
 `trainer distill` from the teacher at each (alpha, temperature). Reported: held-out cross-entropy of each, on the
 same val batches (train.eval_batches of them), and the wall time.
 
-    .venv/bin/python bench/distill.py --teacher-steps 600 --steps 400 [--json out.json]
+    .venv/bin/python bench/distill.py --teacher-steps 600 --steps 400 [--json out.json] [--eval-limit 300]
+
+--eval-limit N also scores every run with `trainer eval`'s benchmarks (trainer/benchmarks.py): the first N examples
+of piqa, arc_easy and lambada (../shared/data/eval) and the bits per byte of WikiText-2's test text. Models this
+small, trained on Shakespeare, sit near chance on the tasks: logprob_gold and bpb are the numbers that move.
 """
 
 from __future__ import annotations
@@ -37,12 +41,30 @@ COMMON = ["train.log_interval=50", "train.eval_batches=40", "train.tensorboard=f
 STUDENT = ["model.d_model=64", "model.n_layer=2", "model.n_head=2"]
 
 
+EVAL = REPO.parent / "shared" / "data" / "eval"
+TASKS = [(EVAL / "piqa.jsonl", "Answer: "), (EVAL / "arc_easy.jsonl", "\nAnswer: "),
+         (EVAL / "lambada_openai.jsonl", " ")]
+WIKITEXT = REPO.parent / "shared" / "data" / "text" / "wikitext-2-raw-test.txt"
+
+
+def benchmark_scores(run: Path, limit: int) -> dict:
+    """`trainer eval --task ... --text ...` on a run's latest checkpoint: acc, acc_norm, logprob_gold, bpb."""
+    from trainer.benchmarks import load_scoring_model, run_benchmarks
+
+    model, sp = load_scoring_model(latest_checkpoint(run))
+    out = run_benchmarks(model, sp, TASKS, [WIKITEXT], limit=limit)
+    return {**{f"{k}/{m}": round(v, 4) for k, r in out["tasks"].items() for m, v in r.items()
+               if m in ("acc", "acc_norm", "logprob_gold")},
+            "wikitext_bpb": round(out["text"]["wikitext-2-raw-test"]["bpb"], 4)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--teacher-steps", type=int, default=600)
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--settings", default="0.5:1,0.5:2,0.9:2", help="alpha:temperature pairs")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--eval-limit", type=int, default=0, help="score each run on N examples per task (0: off)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as scratch:
@@ -62,6 +84,8 @@ def main() -> None:
             row = {"run": name, "params": sum(w.numel() for w in weights.values()), "steps": steps,
                    "val_loss": s["val_loss"], "train_loss": s["train_loss"],
                    "wall_s": round(time.perf_counter() - t0, 1), "tokens": s["tokens_seen"]}
+            if args.eval_limit:
+                row["eval"] = benchmark_scores(root / name, args.eval_limit)
             print(json.dumps(row), flush=True)
             return row
 
