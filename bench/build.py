@@ -90,7 +90,8 @@ def run_ours(crawl: Path, out: Path, workers: int, engine: str, sets: tuple[str,
     return seconds, stats["documents_kept"], stats
 
 
-def bench_one(label: str, crawl: Path, pages: int, tmp: Path, workers: int, classifier: str | None = None) -> None:
+def bench_one(label: str, crawl: Path, pages: int, tmp: Path, workers: int, classifier: str | None = None,
+              extra: tuple[str, ...] = ()) -> None:
     size = sum(p.stat().st_size for p in crawl.glob("*.warc.gz"))
     print(f"\n== {label}: {pages} pages, {len(list(crawl.glob('*.warc.gz')))} WARC files, "
           f"{size / 1e6:.1f} MB gzipped, {workers} workers")
@@ -124,6 +125,12 @@ def bench_one(label: str, crawl: Path, pages: int, tmp: Path, workers: int, clas
         print(f"quality_classifier (top_fraction): wall {qt_s - rp_s:+.1f} s ({(qt_s - rp_s) / rp_s:+.1%}), of which "
               f"the driver's sample {qt_stats['wall_seconds'] - qc_stats['wall_seconds']:+.1f} s (step time vs the "
               f"threshold run); {json.dumps(qt_stats.get('quality_classifier'))}")
+    if extra:  # one more run of our default with these --set values (e.g. the optional stages enabled)
+        ex_s, ex_docs, ex_stats = run_ours(crawl, tmp / f"{label}-ours-extra", workers, "resiliparse", extra)
+        step = ex_stats.get("wall_seconds") or ex_s
+        print(f"with {' '.join(extra)}: {ex_s:.1f} s ({(ex_s - rp_s) / rp_s:+.1%} of the default run), kept {ex_docs}; "
+              f"{dt_s / ex_s:.2f}x datatrove, start-up excluded {dt_s / step:.2f}x; task seconds by stage: "
+              f"{json.dumps(ex_stats['task_seconds'])}")
     print("our task seconds by stage (resiliparse run):", json.dumps(stats["task_seconds"]))
     step = stats.get("wall_seconds")
     if step:
@@ -181,6 +188,8 @@ def main() -> None:
     ap.add_argument("--text-pages", type=int, default=0,
                     help="also Chinese beside English: this many Wikipedia articles of each through corpus build")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    ap.add_argument("--with", dest="extra", action="append", default=[], metavar="KEY=VALUE",
+                    help="one more run of ours with these --set values (repeat), e.g. optional stages enabled")
     ap.add_argument("--quality-classifier", metavar="MODEL.bin", help="also run with the quality_classifier stage "
                     "(a `corpus classifier train` model)")
     args = ap.parse_args()
@@ -190,11 +199,12 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-build-"))
     if args.synth_pages:
         write_synthetic_crawl(tmp / "synth", pages=args.synth_pages, seed=11, files=args.files)
-        bench_one("synthetic crawl", tmp / "synth", args.synth_pages, tmp, args.workers, args.quality_classifier)
+        bench_one("synthetic crawl", tmp / "synth", args.synth_pages, tmp, args.workers, args.quality_classifier,
+                  tuple(args.extra))
     if args.html_pages and AEB_HTML.exists():
         write_synthetic_crawl(tmp / "aeb", pages=args.html_pages, seed=11, files=args.files, from_html=AEB_HTML)
         bench_one("AEB real HTML (--from-html)", tmp / "aeb", args.html_pages, tmp, args.workers,
-                  args.quality_classifier)
+                  args.quality_classifier, tuple(args.extra))
     if args.text_pages:
         bench_languages(args.text_pages, tmp, args.workers, args.files)
     if not args.keep:
