@@ -19,6 +19,12 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
+def shakespeare_slices(size: int, total: int) -> list[str]:
+    """Consecutive `size`-character slices of the first `total` characters of tinyshakespeare (skip when absent)."""
+    text = shared_data("text", "tinyshakespeare.txt").read_text(encoding="utf-8")
+    return [text[i : i + size] for i in range(0, total, size)]
+
+
 @pytest.fixture(scope="session")
 def s3_server():
     """A real S3-compatible server (moto's standalone server) on 127.0.0.1, for the whole test session.

@@ -8,6 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import pytest
+from conftest import shakespeare_slices
 from datatrove.data import Document
 from datatrove.pipeline import filters as dtf
 from datatrove.pipeline.filters.gopher_repetition_filter import (
@@ -232,14 +233,6 @@ def real_docs() -> tuple[str, ...]:
     return docs
 
 
-def shakespeare_slices() -> list[str]:
-    path = DATA / "text" / "tinyshakespeare.txt"
-    if not path.is_file():
-        pytest.skip(f"{path} is absent")
-    text = path.read_text(encoding="utf-8")
-    return [text[i : i + 6000] for i in range(0, 60_000, 6000)]
-
-
 def mutations(text: str) -> list[str]:
     """Realistic rejection material made from a real document."""
     lines = text.splitlines()
@@ -266,7 +259,7 @@ def mutations(text: str) -> list[str]:
 def corpus_texts() -> tuple[str, ...]:
     docs = real_docs()
     mutated = [m for doc in docs[:12] for m in mutations(doc)]
-    return (*docs, *mutated, *shakespeare_slices(), *EDGE_CASES)
+    return (*docs, *mutated, *shakespeare_slices(6000, 60_000), *EDGE_CASES)
 
 
 def _safe_dt_check(flt, text):

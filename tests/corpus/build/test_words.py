@@ -9,6 +9,7 @@ import string
 from pathlib import Path
 
 import pytest
+from conftest import shakespeare_slices
 from datatrove.utils.text import split_into_sentences as dt_split_into_sentences
 from datatrove.utils.text import split_into_words as dt_split_into_words
 from datatrove.utils.word_tokenizers import load_word_tokenizer
@@ -78,14 +79,6 @@ def _real_docs() -> list[str]:
     return texts
 
 
-def _shakespeare_slices() -> list[str]:
-    path = DATA / "text" / "tinyshakespeare.txt"
-    if not path.is_file():
-        pytest.skip(f"{path} is absent")
-    text = path.read_text(encoding="utf-8")
-    return [text[i : i + 5000] for i in range(0, 100_000, 5000)]
-
-
 def assert_same(text: str) -> None:
     assert words.word_tokenize(text) == DT.word_tokenize(text), text
     spans = DT.span_tokenize(text)
@@ -109,7 +102,7 @@ def test_real_documents_and_their_lines():
 
 
 def test_shakespeare():
-    for text in _shakespeare_slices():
+    for text in shakespeare_slices(5000, 100_000):
         assert_same(text)
 
 
@@ -209,7 +202,8 @@ def test_fast_tokens_match_spacy_on_affix_combinations():
 
 def test_fast_tokens_match_spacy_on_real_chunks():
     data = words._spacy_data()
-    chunks = {c for doc in _real_docs() for c in doc.split()} | {c for t in _shakespeare_slices() for c in t.split()}
+    chunks = {c for doc in _real_docs() for c in doc.split()}
+    chunks |= {c for t in shakespeare_slices(5000, 100_000) for c in t.split()}
     n_fast = 0
     for unit in chunks:
         fast = data.fast_tokens(unit)
